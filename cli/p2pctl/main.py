@@ -11,6 +11,7 @@ import sys
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from p2pctl.commands.snapshot import snapshot
 
 EXIT_ERROR = 2
 
@@ -19,6 +20,9 @@ EXIT_ERROR = 2
 @click.version_option(package_name="p2pdma-storage", prog_name="p2pctl")
 def cli() -> None:
     """Provision and check Linux storage nodes for PCIe peer-to-peer DMA."""
+
+
+cli.add_command(snapshot)
 
 
 def main() -> None:
