@@ -11,6 +11,8 @@ import sys
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from p2pctl.commands.kernel import kernel
+from p2pctl.commands.lab import lab
 from p2pctl.commands.snapshot import snapshot
 
 EXIT_ERROR = 2
@@ -22,6 +24,8 @@ def cli() -> None:
     """Provision and check Linux storage nodes for PCIe peer-to-peer DMA."""
 
 
+cli.add_command(kernel)
+cli.add_command(lab)
 cli.add_command(snapshot)
 
 

@@ -143,9 +143,7 @@ _register(
         summary="a switch below a switch: CMB drives at two depths",
         cpu=INTEL_CPU,
         ports=tuple(
-            [("root", "rp1", "pcie.0", 0x04, 1)]
-            + _switch("sw1", "rp1", 0, 10, 3)
-            + _switch("sw2", "sw1d2", 0, 20, 2)
+            [("root", "rp1", "pcie.0", 0x04, 1)] + _switch("sw1", "rp1", 0, 10, 3) + _switch("sw2", "sw1d2", 0, 20, 2)
         ),
         drives=(
             NvmeDrive("cmb0", bus="sw1d0", cmb_mb=64),

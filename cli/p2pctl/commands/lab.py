@@ -1,0 +1,103 @@
+"""``p2pctl lab``: local QEMU storage nodes to provision and test against."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import click
+
+from p2pctl.lab.fleet import Lab
+from p2pctl.lab.node import DEFAULT_NODE, DEFAULT_TOPOLOGY, SSH_TIMEOUT
+from p2pctl.lab.topologies import PRESETS
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group()
+def lab() -> None:
+    """Lab nodes: Debian 13 VMs in QEMU with emulated PCIe P2P topologies."""
+
+
+@lab.command()
+@click.option(
+    "--topology",
+    default=None,
+    metavar="NAME",
+    help="PCIe topology preset (%s); default %s, or the node's own if it exists."
+    % (", ".join(sorted(PRESETS)), DEFAULT_TOPOLOGY),
+)
+@click.option("--name", default=DEFAULT_NODE, show_default=True, help="Node name (several nodes can run at once).")
+@click.option("--ssh-port", type=int, default=None, help="Local port forwarded to the node's SSH; default: a free one.")
+@click.option("--timeout", type=float, default=SSH_TIMEOUT, show_default=True, help="Seconds to wait for SSH.")
+def up(topology: Optional[str], name: str, ssh_port: Optional[int], timeout: float) -> None:
+    """Start a lab node (building the cached image first if needed) and print the inventory path."""
+    the_lab = Lab()
+    the_lab.up(name, topology=topology, ssh_port=ssh_port, ssh_timeout=timeout, log=_progress)
+    click.echo(str(the_lab.inventory_path))
+
+
+@lab.command()
+def status() -> None:
+    """List the lab nodes and whether they run."""
+    the_lab = Lab()
+    rows = the_lab.status()
+    if not rows:
+        click.echo("no lab nodes; start one with p2pctl lab up")
+        return
+    click.echo("%-12s %-11s %-8s %-6s %s" % ("NODE", "TOPOLOGY", "STATE", "PORT", "PID"))
+    for row in rows:
+        click.echo(
+            "%-12s %-11s %-8s %-6s %s"
+            % (
+                row.name,
+                row.topology,
+                "running" if row.running else "stopped",
+                row.ssh_port if row.running else "-",
+                row.pid or "-",
+            )
+        )
+    click.echo("inventory: %s" % the_lab.inventory_path)
+
+
+class _CommandAfterDoubleDash(click.Command):
+    """Keeps everything after ``--`` as the guest command, so NODE stays optional before it."""
+
+    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["guest_command"] = args[split + 1 :]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+
+@lab.command(cls=_CommandAfterDoubleDash)
+@click.argument("node", required=False)
+@click.pass_context
+def ssh(ctx: click.Context, node: Optional[str]) -> None:
+    """Open a root shell on NODE (default: the one running node), or run the command after `--`."""
+    the_lab = Lab()
+    target = the_lab.node(node) if node else the_lab.only_running_node()
+    target.require_running()
+    argv = target.ssh_argv(ctx.meta.get("guest_command", []))
+    os.execvp(argv[0], argv)
+
+
+@lab.command()
+@click.argument("node", default=DEFAULT_NODE)
+def down(node: str) -> None:
+    """Power NODE off; its disk stays for the next `lab up`."""
+    if Lab().down(node, log=_progress):
+        click.echo("%s: stopped" % node)
+    else:
+        click.echo("%s: was not running" % node)
+
+
+@lab.command()
+@click.argument("node", default=DEFAULT_NODE)
+def destroy(node: str) -> None:
+    """Stop NODE and delete its disk, drives and logs (the cached base image stays)."""
+    Lab().destroy(node, log=_progress)
+    click.echo("%s: destroyed" % node)

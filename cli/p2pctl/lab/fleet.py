@@ -1,0 +1,136 @@
+"""All lab nodes on this host, and the Ansible inventory of the running ones."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import yaml
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from p2pctl.lab.cache import lab_dir, ssh_key_path
+from p2pctl.lab.node import LabNode, Log, no_log
+
+INVENTORY_GROUP = "p2plab"
+SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    topology: str
+    running: bool
+    ssh_port: int
+    pid: Optional[int]
+
+
+class Lab:
+    """The lab of this host: its nodes and ``hosts.yml``, rewritten whenever a node starts or stops."""
+
+    @property
+    def inventory_path(self) -> Path:
+        return lab_dir() / "hosts.yml"
+
+    def node(self, name: str) -> LabNode:
+        return LabNode(name)
+
+    def nodes(self) -> List[LabNode]:
+        nodes_dir = lab_dir() / "nodes"
+        if not nodes_dir.is_dir():
+            return []
+        return [LabNode(entry.name) for entry in sorted(nodes_dir.iterdir()) if (entry / "node.json").exists()]
+
+    def status(self) -> List[NodeStatus]:
+        statuses = []
+        for node in self.nodes():
+            config = node.config()
+            pid = node.pid()
+            statuses.append(NodeStatus(node.name, config.topology, pid is not None, config.ssh_port, pid))
+        return statuses
+
+    def only_running_node(self) -> LabNode:
+        """The node a command means when it names none: the one running node."""
+        running = [node for node in self.nodes() if node.is_running()]
+        if len(running) == 1:
+            return running[0]
+        if not running:
+            raise P2PError("no lab node is running", fix="start one with p2pctl lab up")
+        raise P2PError(
+            "%d lab nodes are running (%s)" % (len(running), ", ".join(node.name for node in running)),
+            fix="name the node",
+        )
+
+    def up(
+        self,
+        name: str,
+        topology: Optional[str] = None,
+        ssh_port: Optional[int] = None,
+        ssh_timeout: Optional[float] = None,
+        log: Log = no_log,
+    ) -> LabNode:
+        node = self.node(name)
+        kwargs: Dict[str, Any] = {"topology_name": topology, "ssh_port": ssh_port, "log": log}
+        if ssh_timeout is not None:
+            kwargs["ssh_timeout"] = ssh_timeout
+        with self._locked():
+            # Two `lab up` at once must not pick the same SSH port or overwrite each
+            # other's inventory; a lock for the whole start keeps them apart.
+            node.up(**kwargs)
+            self.write_inventory()
+        return node
+
+    def down(self, name: str, log: Log = no_log) -> bool:
+        node = self.node(name)
+        with self._locked():
+            was_running = node.down(log)
+            self.write_inventory()
+        return was_running
+
+    def destroy(self, name: str, log: Log = no_log) -> None:
+        node = self.node(name)
+        node.config()
+        with self._locked():
+            node.destroy(log)
+            self.write_inventory()
+
+    def inventory(self) -> Dict[str, Any]:
+        hosts: Dict[str, Any] = {}
+        for node in self.nodes():
+            if not node.is_running():
+                continue
+            config = node.config()
+            hosts[node.name] = {
+                "ansible_host": "127.0.0.1",
+                "ansible_port": config.ssh_port,
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(ssh_key_path()),
+                "ansible_ssh_common_args": SSH_COMMON_ARGS,
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "p2plab_topology": config.topology,
+            }
+        return {"all": {"children": {INVENTORY_GROUP: {"hosts": hosts}}}}
+
+    def write_inventory(self) -> Path:
+        path = self.inventory_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            "# Written by p2pctl lab: the running lab nodes. Rewritten on every lab up/down.\n"
+            + yaml.safe_dump(self.inventory(), sort_keys=False)
+        )
+        os.replace(tmp, path)
+        return path
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lab_dir().mkdir(parents=True, exist_ok=True)
+        with open(lab_dir() / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,401 @@
+"""Lab nodes: QEMU VMs that boot the lab image and answer SSH on a forwarded local port.
+
+A node's state lives in ``~/.cache/p2pctl/lab/nodes/<name>/``: its qcow2 overlay of the
+base image, the backing files of its NVMe drives, its serial console log, QEMU's pidfile
+and QMP socket, and ``node.json`` (topology and SSH port). QEMU is started daemonized
+with a pidfile, and only ever stopped by that PID, after checking that the PID is still
+the QEMU of this node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from p2pctl.lab.cache import lab_dir, ssh_key_path
+from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
+from p2pctl.lab.proc import require_tool, run, tail
+from p2pctl.lab.topologies import BOOT_DISK_SLOT, MGMT_NIC_SLOT, Topology, get_topology
+
+DEFAULT_NODE = "node1"
+DEFAULT_TOPOLOGY = "switch"
+GUEST_MEMORY_MB = 1536
+GUEST_CPUS = 2
+# A cold TCG boot answers SSH in about 50 s on an idle 2-core host; the bound leaves room
+# for a host busy with kernel builds and other VMs.
+SSH_TIMEOUT = 300.0
+SHUTDOWN_TIMEOUT = 60.0
+SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
+SERIAL_TAIL_LINES = 15
+
+Log = Callable[[str], None]
+
+
+def no_log(_message: str) -> None:
+    """The default log: library callers that want progress pass their own."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    topology: str
+    ssh_port: int
+    base_image: str
+
+
+class LabNode:
+    """One lab VM, addressed by name."""
+
+    def __init__(self, name: str) -> None:
+        if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+            raise P2PError(
+                "invalid lab node name %r" % name,
+                fix="use letters, digits, '-' and '_' only (it becomes a directory and an inventory host name)",
+            )
+        self.name = name
+        self.dir = lab_dir() / "nodes" / name
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def overlay(self) -> Path:
+        return self.dir / "disk.qcow2"
+
+    @property
+    def serial_log(self) -> Path:
+        return self.dir / "serial.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "qemu.pid"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.dir / "qmp.sock"
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "node.json"
+
+    # -- state -------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    def config(self) -> NodeConfig:
+        if not self.exists():
+            raise P2PError(
+                "there is no lab node named %r" % self.name,
+                fix="see p2pctl lab status for the nodes there are, or create it with p2pctl lab up --name %s"
+                % self.name,
+            )
+        return NodeConfig(**json.loads(self.config_file.read_text()))
+
+    def pid(self) -> Optional[int]:
+        """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path("/proc/%d/cmdline" % pid).read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        # The PID may have been reused by another process since: only our QEMU has our overlay open.
+        return pid if str(self.overlay).encode() in cmdline else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def require_running(self) -> None:
+        if not self.is_running():
+            raise P2PError("lab node %r is not running" % self.name, fix="p2pctl lab up --name %s" % self.name)
+
+    def serial_tail(self, lines: int = SERIAL_TAIL_LINES) -> str:
+        try:
+            text = self.serial_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no serial console output)"
+        kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()][-lines:]
+        return "\n".join(kept) if kept else "(no serial console output)"
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def up(
+        self,
+        topology_name: Optional[str] = None,
+        ssh_port: Optional[int] = None,
+        ssh_timeout: float = SSH_TIMEOUT,
+        log: Log = no_log,
+    ) -> None:
+        """Start the node (creating it on first use) and wait until it answers SSH.
+
+        A node keeps its topology for life: its drives and disk belong to it.
+        """
+        if self.is_running():
+            log("%s: already running (ssh port %d)" % (self.name, self.config().ssh_port))
+            return
+        if self.exists():
+            config = self.config()
+            if topology_name and topology_name != config.topology:
+                raise P2PError(
+                    "lab node %r was created with topology %r, not %r" % (self.name, config.topology, topology_name),
+                    fix="use another --name, or p2pctl lab destroy %s first" % self.name,
+                )
+            topology = get_topology(config.topology)
+            if not Path(config.base_image).exists():
+                raise P2PError(
+                    "the base image of lab node %r is gone (%s)" % (self.name, config.base_image),
+                    fix="p2pctl lab destroy %s, then p2pctl lab up again" % self.name,
+                )
+        else:
+            topology = get_topology(topology_name or DEFAULT_TOPOLOGY)
+        qemu = require_tool("qemu-system-x86_64")
+        require_tool("qemu-img")
+        require_tool("ssh")
+        if not SEABIOS.exists():
+            raise P2PError(
+                "QEMU's BIOS firmware %s is missing" % SEABIOS,
+                fix="apt-get install seabios (it comes with qemu-system-x86)",
+            )
+        port = _claim_port(ssh_port)
+        if not self.exists():
+            self._create(topology, log)
+        config = self.config()
+        config = NodeConfig(topology=config.topology, ssh_port=port, base_image=config.base_image)
+        self._save(config)
+        self._start_qemu(qemu, topology, config, log)
+        try:
+            self.wait_ssh(ssh_timeout)
+            self._apply_topology_cmdline(topology, ssh_timeout, log)
+        except BaseException:
+            # Nothing half-started is left behind: a node that did not come up is stopped.
+            self._kill()
+            raise
+        log("%s: up, ssh port %d" % (self.name, port))
+
+    def _create(self, topology: Topology, log: Log) -> None:
+        key = ensure_ssh_key()
+        spec = ImageSpec(ssh_public_key=key.with_suffix(".pub").read_text(), mirror=debian_mirror())
+        image = ensure_image(spec, log)
+        if image.built:
+            log("lab image built in %.0f s: %s" % (image.seconds, image.path))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.path), str(self.overlay)],
+            "qemu-img create (overlay of %s)" % self.name,
+        )
+        for drive in topology.drives:
+            with open(self._drive_path(drive.id), "wb") as backing:
+                backing.truncate(drive.size_mb * 1024 * 1024)
+        self._save(NodeConfig(topology=topology.name, ssh_port=0, base_image=str(image.path)))
+
+    def _drive_path(self, drive_id: str) -> Path:
+        return self.dir / ("nvme-%s.raw" % drive_id)
+
+    def _save(self, config: NodeConfig) -> None:
+        tmp = self.config_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+        os.replace(tmp, self.config_file)
+
+    def qemu_argv(self, qemu: str, topology: Topology, ssh_port: int) -> List[str]:
+        drive_paths = {drive.id: str(self._drive_path(drive.id)) for drive in topology.drives}
+        return [
+            qemu,
+            "-name", "p2plab-%s" % self.name,
+            "-accel", "tcg",
+            "-m", str(GUEST_MEMORY_MB),
+            "-smp", str(GUEST_CPUS),
+            *topology.qemu_args(drive_paths),
+            "-drive", "file=%s,if=none,id=boot,format=qcow2,discard=unmap" % self.overlay,
+            "-device", "virtio-blk-pci,drive=boot,bus=pcie.0,addr=%02x.0,bootindex=0" % BOOT_DISK_SLOT,
+            "-netdev", "user,id=mgmt,hostfwd=tcp:127.0.0.1:%d-:22" % ssh_port,
+            "-device", "virtio-net-pci,netdev=mgmt,bus=pcie.0,addr=%02x.0,romfile=" % MGMT_NIC_SLOT,
+            "-display", "none",
+            "-serial", "file:%s" % self.serial_log,
+            "-monitor", "none",
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_socket,
+            "-pidfile", str(self.pidfile),
+            "-daemonize",
+        ]  # fmt: skip
+
+    def _start_qemu(self, qemu: str, topology: Topology, config: NodeConfig, log: Log) -> None:
+        for stale in (self.pidfile, self.qmp_socket, self.serial_log):
+            stale.unlink(missing_ok=True)
+        argv = self.qemu_argv(qemu, topology, config.ssh_port)
+        log("%s: starting QEMU (topology %s, ssh port %d)" % (self.name, topology.name, config.ssh_port))
+        # With -daemonize QEMU returns once the VM is set up, with a non-zero exit if the
+        # machine could not be built (bad device, port taken), so nothing runs on failure.
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            message = tail(done.stderr or done.stdout, 4)
+            if "hostfwd" in message or "host forwarding" in message:
+                raise P2PError(
+                    "QEMU could not forward 127.0.0.1:%d to lab node %r: %s" % (config.ssh_port, self.name, message),
+                    fix="the port is in use: pick another with --ssh-port, or omit it to get a free one",
+                )
+            raise P2PError(
+                "QEMU did not start lab node %r: %s" % (self.name, message),
+                fix="run it by hand to see the whole output: %s" % " ".join(argv),
+            )
+
+    def wait_ssh(self, timeout: float = SSH_TIMEOUT) -> None:
+        """Wait until the guest runs a command over SSH; a bounded wait that shows the console if it fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.is_running():
+                raise P2PError(
+                    "the QEMU of lab node %r exited; last serial console lines:\n%s" % (self.name, self.serial_tail()),
+                    fix="see %s" % self.serial_log,
+                )
+            probe = subprocess.run(
+                self.ssh_argv(["true"], connect_timeout=5),
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            if probe.returncode == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise P2PError(
+                    "lab node %r did not answer SSH on 127.0.0.1:%d within %d s; last serial console lines:\n%s"
+                    % (self.name, self.config().ssh_port, timeout, self.serial_tail()),
+                    fix="see %s; a busy host may need a longer --timeout" % self.serial_log,
+                )
+            time.sleep(2)
+
+    def _apply_topology_cmdline(self, topology: Topology, ssh_timeout: float, log: Log) -> None:
+        """Add the topology's kernel arguments to the guest's GRUB, and reboot once into them.
+
+        The node boots through its own GRUB, so its kernel command line lives on its disk.
+        """
+        if not topology.cmdline:
+            return
+        booted = self.run(["cat", "/proc/cmdline"]).split()
+        if all(arg in booted for arg in topology.cmdline):
+            return
+        log("%s: adding %s to the guest's kernel command line, rebooting" % (self.name, " ".join(topology.cmdline)))
+        snippet = 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX %s"\n' % " ".join(topology.cmdline)
+        self.run(["tee", "/etc/default/grub.d/60-p2plab-topology.cfg"], input_text=snippet)
+        self.run(["update-grub"])
+        self.reboot(ssh_timeout)
+
+    def reboot(self, timeout: float = SSH_TIMEOUT) -> None:
+        """Reboot the guest from inside and wait until a new boot answers SSH."""
+        boot_id = self.run(["cat", "/proc/sys/kernel/random/boot_id"]).strip()
+        # The SSH session may be cut by the reboot itself: its exit status says nothing.
+        subprocess.run(self.ssh_argv(["systemctl", "reboot"]), capture_output=True, check=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.wait_ssh(max(1.0, deadline - time.monotonic()))
+            if self.run(["cat", "/proc/sys/kernel/random/boot_id"]).strip() != boot_id:
+                return
+            time.sleep(2)
+
+    def ssh_argv(self, command: Sequence[str] = (), connect_timeout: int = 10) -> List[str]:
+        config = self.config()
+        return [
+            "ssh",
+            "-i", str(ssh_key_path()),
+            "-p", str(config.ssh_port),
+            "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR",
+            "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=%d" % connect_timeout,
+            "root@127.0.0.1",
+            *command,
+        ]  # fmt: skip
+
+    def run(self, command: Sequence[str], input_text: Optional[str] = None, timeout: float = 600) -> str:
+        """Run ``command`` (an argv list) as root in the guest and return its stdout."""
+        self.require_running()
+        return run(
+            self.ssh_argv(command),
+            "%s on lab node %r" % (" ".join(command), self.name),
+            input_text=input_text,
+            timeout=timeout,
+        )
+
+    def down(self, log: Log = no_log) -> bool:
+        """Power the node off (ACPI, then SIGTERM to its PID). False if it was not running."""
+        self.config()
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        log("%s: powering off (QEMU pid %d)" % (self.name, pid))
+        if not self._qmp_powerdown() or not _wait_exit(pid, SHUTDOWN_TIMEOUT):
+            self._kill()
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def destroy(self, log: Log = no_log) -> None:
+        """Stop the node and delete its disk, drives and logs. The cached base image stays."""
+        self.down(log)
+        for path in sorted(self.dir.iterdir(), reverse=True):
+            path.unlink()
+        self.dir.rmdir()
+
+    def _kill(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_exit(pid, 10):
+            os.kill(pid, signal.SIGKILL)
+            _wait_exit(pid, 10)
+
+    def _qmp_powerdown(self) -> bool:
+        """Ask QEMU for an ACPI power button press, so the guest shuts its filesystems down cleanly."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as qmp:
+                qmp.settimeout(5)
+                qmp.connect(str(self.qmp_socket))
+                reader = qmp.makefile("r")
+                reader.readline()  # the greeting
+                for command in ("qmp_capabilities", "system_powerdown"):
+                    qmp.sendall(json.dumps({"execute": command}).encode() + b"\n")
+                    while "return" not in json.loads(reader.readline()):
+                        pass  # asynchronous events come before the reply
+            return True
+        except (OSError, ValueError):
+            return False
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path("/proc/%d" % pid).exists():
+            return True
+        time.sleep(0.5)
+    return not Path("/proc/%d" % pid).exists()
+
+
+def _claim_port(requested: Optional[int]) -> int:
+    """A free local TCP port for the SSH forward: the requested one if it is free, else any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", requested or 0))
+        except OSError:
+            raise P2PError(
+                "port 127.0.0.1:%d is already in use" % (requested or 0),
+                fix="pick another with --ssh-port, or omit it to get a free one",
+            ) from None
+        return int(probe.getsockname()[1])
+
+
+def ensure_ssh_key() -> Path:
+    """The lab's SSH key, generated on first use."""
+    key = ssh_key_path()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "p2pctl-lab", "-f", str(key)],
+            "ssh-keygen",
+        )
+    return key
