@@ -1,0 +1,664 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the kernel decides for a P2PDMA provider and its clients, and why.
+
+A userspace reimplementation of drivers/pci/p2pdma.c (identical from 6.1 to mainline):
+
+``calc_map_type_and_dist(provider, client)``
+    Walk up from the provider (``a``); before looking for ``a`` in the client's chain,
+    check ``a``'s ACS. The first ``a`` that is also in the client's chain is the common
+    upstream bridge; distance = steps from the provider + steps from the client. Then
+    check ACS on the client's chain below that bridge. No redirect -> BUS_ADDR. A
+    redirect, or no common bridge (distance = both chains' lengths) -> through the host
+    bridge: THRU_HOST_BRIDGE when cpu_supports_p2pdma() or host_bridge_whitelist(), else
+    NOT_SUPPORTED.
+
+``pci_p2pdma_distance_many(provider, clients)``
+    -1 when there are no clients, a client is not a PCI device, or any client is
+    NOT_SUPPORTED; else the sum of the distances.
+
+The whitelist and the ACS parameters come from :class:`KernelRules` for the release
+being judged. Whether a provider *published* its memory does not enter the distance,
+as in the kernel; :func:`publication` reports it separately.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import (
+    KernelRules,
+    version_text,
+)
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
+
+
+class MapType:
+    BUS_ADDR = "bus_addr"
+    THRU_HOST_BRIDGE = "thru_host_bridge"
+    NOT_SUPPORTED = "not_supported"
+
+
+# The kernel's seq_buf for the ACS device list is 128 bytes (calc_map_type_and_dist()).
+_ACS_LIST_BUF = 128
+
+
+class PairVerdict:
+    """The kernel's decision for one provider/client pair."""
+
+    __slots__ = (
+        "provider",
+        "client",
+        "map_type",
+        "distance",
+        "common_upstream",
+        "acs_redirect",
+        "acs_unknown",
+        "reason",
+        "fix",
+        "path",
+        "client_name",
+        "hops",
+        "kernel_log",
+        "kernel_params",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        client: Optional[str],
+        map_type: str,
+        distance: int,
+        common_upstream: Optional[str],
+        acs_redirect: List[str],
+        reason: str,
+        fix: Optional[str],
+        path: List[str],
+        acs_unknown: Optional[List[str]] = None,
+        client_name: Optional[str] = None,
+        hops: Optional[int] = None,
+        kernel_log: Optional[List[str]] = None,
+        kernel_params: Optional[List[str]] = None,
+    ) -> None:
+        self.provider = provider
+        self.client = client
+        self.map_type = map_type
+        self.distance = distance
+        self.common_upstream = common_upstream
+        self.acs_redirect = acs_redirect
+        self.acs_unknown = acs_unknown or []
+        self.reason = reason
+        self.fix = fix
+        self.path = path
+        self.client_name = client_name
+        # The kernel's dist even when the pair is not supported (distance is then -1).
+        self.hops = distance if hops is None else hops
+        self.kernel_log = kernel_log or []
+        self.kernel_params = kernel_params or []
+
+    @property
+    def supported(self) -> bool:
+        return self.map_type != MapType.NOT_SUPPORTED
+
+    @property
+    def certain(self) -> bool:
+        """False when a device on the checked path has ACS that could not be read."""
+        return not self.acs_unknown
+
+    def __repr__(self) -> str:
+        return "PairVerdict(%s -> %s: %s, %d)" % (self.provider, self.client, self.map_type, self.distance)
+
+    def to_dict(self) -> dict:
+        return {
+            "client": self.client,
+            "client_name": self.client_name,
+            "map_type": self.map_type,
+            "distance": self.distance,
+            "common_upstream": self.common_upstream,
+            "acs_redirect": list(self.acs_redirect),
+            "acs_unknown": list(self.acs_unknown),
+            "certain": self.certain,
+            "reason": self.reason,
+            "fix": self.fix,
+            "path": list(self.path),
+            "kernel_params": list(self.kernel_params),
+            "kernel_log": list(self.kernel_log),
+        }
+
+
+class Verdict:
+    """pci_p2pdma_distance_many() for one provider and its clients."""
+
+    __slots__ = ("provider", "clients", "supported", "distance", "reason")
+
+    def __init__(self, provider: str, clients: List[PairVerdict], reason: Optional[str] = None) -> None:
+        self.provider = provider
+        self.clients = clients
+        self.supported = bool(clients) and all(c.supported for c in clients)
+        self.distance = sum(c.distance for c in clients) if self.supported else -1
+        self.reason = reason or (
+            "no clients: pci_p2pdma_distance_many() returns -1" if not clients else _summary(clients, self.supported)
+        )
+
+    @property
+    def certain(self) -> bool:
+        return all(c.certain for c in self.clients)
+
+    def __repr__(self) -> str:
+        return "Verdict(%s, %d clients, distance %d)" % (self.provider, len(self.clients), self.distance)
+
+    def to_dict(self) -> dict:
+        return {
+            "provider": self.provider,
+            "supported": self.supported,
+            "distance": self.distance,
+            "certain": self.certain,
+            "reason": self.reason,
+            "clients": [c.to_dict() for c in self.clients],
+        }
+
+
+def _summary(clients: List[PairVerdict], supported: bool) -> str:
+    if supported:
+        return "every client is supported: the distance is the sum of the clients' distances"
+    bad = [c.client_name or c.client or "?" for c in clients if not c.supported]
+    return "not supported for %s: pci_p2pdma_distance_many() returns -1" % ", ".join(bad)
+
+
+# --------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------
+class _Engine:
+    """Pair verdicts for one node and one kernel release, cached per pair."""
+
+    def __init__(self, node: Node, rules: KernelRules) -> None:
+        self.node = node
+        self.rules = rules
+        kernel = node.kernel
+        self.cpu_ok = rules.cpu_supports_p2pdma(kernel.arch, kernel.cpu_vendor, kernel.cpu_family)
+        self.cache: Dict[Tuple[str, str], PairVerdict] = {}
+        self.host_ok: Dict[Tuple[str, str], bool] = {}
+
+    # -- the kernel's two questions ---------------------------------------------------------
+    def host_bridge_whitelisted(self, host_a: str, host_b: str) -> bool:
+        """host_bridge_whitelist(): same host bridge -> listed; different -> both listed, none REQ_SAME."""
+        key = (host_a, host_b)
+        cached = self.host_ok.get(key)
+        if cached is not None:
+            return cached
+        if host_a == host_b:
+            result = self._listed(host_a, same_host_bridge=True)
+        else:
+            result = self._listed(host_a, same_host_bridge=False) and self._listed(host_b, same_host_bridge=False)
+        self.host_ok[key] = result
+        return result
+
+    def _listed(self, host: str, same_host_bridge: bool) -> bool:
+        root = self.node.host_bridge_device(host)
+        if root is None or root.vendor is None or root.device is None:
+            return False
+        entry = self.rules.lookup(root.vendor, root.device)
+        if entry is None:
+            return False
+        return not (entry.req_same_host_bridge and not same_host_bridge)
+
+    def pair(self, provider: str, client: str, client_name: Optional[str] = None) -> PairVerdict:
+        key = (provider, client)
+        cached = self.cache.get(key)
+        if cached is not None:
+            if client_name and cached.client_name != client_name:
+                return _renamed(cached, client_name)
+            return cached
+        verdict = self._calc(provider, client)
+        self.cache[key] = verdict
+        if client_name:
+            return _renamed(verdict, client_name)
+        return verdict
+
+    def _calc(self, provider: str, client: str) -> PairVerdict:
+        node = self.node
+        p_chain = node.chains[provider]
+        c_pos = node.chain_pos[client]
+        ancestor_index = -1
+        client_index = -1
+        for index, member in enumerate(p_chain):
+            found = c_pos.get(member)
+            if found is not None:
+                ancestor_index = index
+                client_index = found
+                break
+
+        p_redirect = node.redirect_pos[provider]
+        c_redirect = node.redirect_pos[client]
+        p_unknown = node.unknown_pos[provider]
+        c_unknown = node.unknown_pos[client]
+        c_chain = node.chains[client]
+
+        if ancestor_index < 0:
+            hops = len(p_chain) + len(c_chain)
+            return self._through_host_bridge(provider, client, hops, None, [], [], p_chain, c_chain)
+
+        hops = ancestor_index + client_index
+        redirect = [p_chain[i] for i in p_redirect if i <= ancestor_index]
+        redirect += [c_chain[i] for i in c_redirect if i < client_index]
+        unknown = [p_chain[i] for i in p_unknown if i <= ancestor_index]
+        unknown += [c_chain[i] for i in c_unknown if i < client_index]
+        ancestor = p_chain[ancestor_index]
+        path = list(p_chain[: ancestor_index + 1]) + list(reversed(c_chain[:client_index]))
+        if not redirect:
+            return self._bus_addr(provider, client, hops, ancestor, unknown, path)
+        return self._through_host_bridge(provider, client, hops, ancestor, redirect, unknown, p_chain, c_chain, path)
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def _bus_addr(
+        self, provider: str, client: str, hops: int, ancestor: str, unknown: List[str], path: List[str]
+    ) -> PairVerdict:
+        if provider == client:
+            reason = "provider and client are the same function: distance 0, bus addresses"
+        else:
+            reason = "%s and %s share upstream bridge %s%s; no ACS redirect on the path: the switch routes the " \
+                "transfer directly (distance %d)" % (provider, client, ancestor, self._describe(ancestor), hops)
+        fix = None
+        if unknown:
+            reason += "; ACS of %s could not be read, so this assumes no redirect there" % ", ".join(unknown)
+            fix = "run as root so that ACS of %s can be read (non-root sees 64 bytes of config space)" % ", ".join(
+                unknown
+            )
+        return PairVerdict(
+            provider=provider,
+            client=client,
+            map_type=MapType.BUS_ADDR,
+            distance=hops,
+            common_upstream=ancestor,
+            acs_redirect=[],
+            reason=reason,
+            fix=fix,
+            path=path,
+            acs_unknown=unknown,
+        )
+
+    def _through_host_bridge(
+        self,
+        provider: str,
+        client: str,
+        hops: int,
+        ancestor: Optional[str],
+        redirect: List[str],
+        unknown: List[str],
+        p_chain: Sequence[str],
+        c_chain: Sequence[str],
+        path: Optional[List[str]] = None,
+    ) -> PairVerdict:
+        node = self.node
+        p_fn = node.functions[provider]
+        c_fn = node.functions[client]
+        acs_redirects = bool(redirect)
+        log: List[str] = []
+        if acs_redirects:
+            log.append("%s: ACS redirect is set between the client and provider (%s)" % (client, provider))
+            log.append(
+                "%s: to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=%s"
+                % (client, _kernel_acs_list(redirect))
+            )
+        if path is None:
+            path = list(p_chain) + [p_fn.host_bridge] + ([c_fn.host_bridge] if c_fn.host_bridge != p_fn.host_bridge
+                                                         else []) + list(reversed(c_chain))
+        supported = self.cpu_ok or self.host_bridge_whitelisted(p_fn.host_bridge, c_fn.host_bridge)
+        if not supported and not self.cpu_ok and acs_redirects:
+            # __host_bridge_whitelist() warns (warn = acs_redirects) for an unlisted device.
+            for host in _hosts_checked(p_fn.host_bridge, c_fn.host_bridge, self):
+                root = node.host_bridge_device(host)
+                if root is not None and self.rules.lookup(root.vendor or 0, root.device or 0) is None:
+                    log.append("%s: Host bridge not in P2PDMA whitelist: %s" % (root.bdf, root.ident))
+        if not supported:
+            log.append(
+                "%s: cannot be used for peer-to-peer DMA as the client and provider (%s) do not share an upstream "
+                "bridge or whitelisted host bridge" % (client, provider)
+            )
+        why_host = self._host_reason(p_fn, c_fn, supported)
+        if ancestor is None:
+            route = "%s and %s share no upstream bridge (%s)" % (provider, client, self._where(p_fn, c_fn))
+        else:
+            route = "ACS redirect is set on %s (%s), so the transfer between %s and %s goes up through the host " \
+                "bridge instead of turning at %s%s" % (
+                    ", ".join(redirect),
+                    "; ".join(self._acs_text(b) for b in redirect),
+                    provider,
+                    client,
+                    ancestor,
+                    self._describe(ancestor),
+                )
+        reason = "%s; %s" % (route, why_host)
+        if unknown:
+            reason += "; ACS of %s could not be read" % ", ".join(unknown)
+
+        fixes: List[str] = []
+        params: List[str] = []
+        if acs_redirects:
+            params = list(self.rules.acs_kernel_params(tuple(redirect)))
+            merged = self._merge_existing(redirect)
+            fixes.append(
+                "boot with %s%s (quote it in GRUB: the ';' separates devices) so that %s and %s use the path below "
+                "%s%s" % (
+                    merged,
+                    (" or, on this kernel, %s" % params[1]) if len(params) > 1 else "",
+                    provider,
+                    client,
+                    ancestor,
+                    self._iommu_note(),
+                )
+            )
+            params[0] = merged
+        elif supported:
+            fixes.append("for bus addresses instead of the host bridge, %s" % self._placement_fix(p_fn, c_fn))
+        else:
+            fixes.append("%s: %s" % (self._placement_fix(p_fn, c_fn), self._whitelist_fix(p_fn, c_fn)))
+        if unknown:
+            fixes.append("run as root so that ACS of %s can be read" % ", ".join(unknown))
+        return PairVerdict(
+            provider=provider,
+            client=client,
+            map_type=MapType.THRU_HOST_BRIDGE if supported else MapType.NOT_SUPPORTED,
+            distance=hops if supported else -1,
+            common_upstream=ancestor,
+            acs_redirect=list(redirect),
+            reason=reason,
+            fix="; ".join(fixes) if fixes else None,
+            path=path,
+            acs_unknown=unknown,
+            hops=hops,
+            kernel_log=log,
+            kernel_params=params,
+        )
+
+    # -- texts -------------------------------------------------------------------------------
+    def _describe(self, bdf: str) -> str:
+        fn = self.node.functions.get(bdf)
+        if fn is None or not fn.port_type:
+            return ""
+        names = {
+            "switch_upstream": "switch upstream port",
+            "switch_downstream": "switch downstream port",
+            "root_port": "root port",
+            "endpoint": "endpoint",
+        }
+        return " (%s)" % names.get(fn.port_type, fn.port_type.replace("_", " "))
+
+    def _acs_text(self, bdf: str) -> str:
+        fn = self.node.functions[bdf]
+        flags = fn.acs.redirect_flags if fn.acs else []
+        return "%s%s ACS Control %s" % (bdf, self._describe(bdf), "|".join(flags))
+
+    def _where(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
+        if p_fn.host_bridge != c_fn.host_bridge:
+            return "they sit below different host bridges, %s and %s" % (p_fn.host_bridge, c_fn.host_bridge)
+        p_top = self.node.chains[p_fn.bdf][-1]
+        c_top = self.node.chains[c_fn.bdf][-1]
+        return "their paths meet only at host bridge %s: %s is below %s, %s below %s" % (
+            p_fn.host_bridge,
+            p_fn.bdf,
+            p_top if p_top != p_fn.bdf else "the root bus",
+            c_fn.bdf,
+            c_top if c_top != c_fn.bdf else "the root bus",
+        )
+
+    def _host_reason(self, p_fn: PciFunction, c_fn: PciFunction, supported: bool) -> str:
+        kernel = self.node.kernel
+        release = self.rules.release
+        if self.cpu_ok:
+            return "the CPU (%s family 0x%x) passes cpu_supports_p2pdma(), so the kernel maps it through the host " \
+                "bridge" % (kernel.cpu_vendor, kernel.cpu_family or 0)
+        cpu = "the CPU rule does not apply (%s)" % self._cpu_text()
+        hosts = _hosts_checked(p_fn.host_bridge, c_fn.host_bridge, self)
+        parts = []
+        for host in hosts:
+            parts.append(self._host_text(host, same=p_fn.host_bridge == c_fn.host_bridge))
+        verdict = "allowed" if supported else "not allowed"
+        return "%s; host bridge check in kernel %s: %s -> %s" % (cpu, release, "; ".join(parts), verdict)
+
+    def _cpu_text(self) -> str:
+        kernel = self.node.kernel
+        if kernel.arch and not _is_x86(kernel.arch):
+            return "arch %s: only x86 AMD CPUs of family 0x17 (Zen) or later qualify" % kernel.arch
+        if kernel.cpu_vendor is None:
+            return "CPU vendor unknown: /proc/cpuinfo was not read"
+        if kernel.cpu_vendor == "AuthenticAMD":
+            return "AMD family 0x%x is older than Zen (0x17)" % (kernel.cpu_family or 0)
+        if kernel.cpu_vendor == "HygonGenuine":
+            return "Hygon CPUs are not in cpu_supports_p2pdma(), which accepts only X86_VENDOR_AMD"
+        return "%s: only AMD family 0x17 (Zen) or later qualifies" % kernel.cpu_vendor
+
+    def _host_text(self, host: str, same: bool) -> str:
+        root = self.node.host_bridge_device(host)
+        first = self.node.root_bus_first.get(host)
+        if root is None:
+            if first is None:
+                return "%s has no device on its root bus" % host
+            fn = self.node.functions[first]
+            return "%s: the first device on its root bus, %s (%s), is neither devfn 00.0 nor a root port, so " \
+                "there is nothing to look up" % (host, first, fn.ident)
+        entry = self.rules.lookup(root.vendor or 0, root.device or 0)
+        if entry is None:
+            return "%s: %s %s is not in the P2PDMA whitelist" % (host, root.bdf, root.ident)
+        if entry.req_same_host_bridge and not same:
+            return "%s: %s %s (%s) is whitelisted only within one host bridge (REQ_SAME_HOST_BRIDGE)" % (
+                host,
+                root.bdf,
+                root.ident,
+                entry.what,
+            )
+        return "%s: %s %s (%s) is whitelisted" % (host, root.bdf, root.ident, entry.what)
+
+    def _whitelist_fix(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
+        notes = []
+        for host in _hosts_checked(p_fn.host_bridge, c_fn.host_bridge, self):
+            root = self.node.host_bridge_device(host)
+            if root is None:
+                continue
+            if self.rules.lookup(root.vendor or 0, root.device or 0) is not None:
+                continue
+            later = self.rules.first_whitelisted(root.vendor or 0, root.device or 0)
+            text = "host bridge %s (%s) is not whitelisted in kernel %s" % (root.ident, root.bdf, self.rules.release)
+            if later is not None:
+                text += " (first whitelisted in %s%s: use that kernel or newer)" % (
+                    version_text(later.since),
+                    ", also marked for stable updates" if later.stable_backport else "",
+                )
+            notes.append(text)
+        if notes:
+            return "; ".join(notes) + ", and the CPU is not AMD Zen, so the path through the host bridge is refused"
+        return "this host-bridge path is not whitelisted and the CPU is not AMD Zen, so the kernel refuses it"
+
+    def _placement_fix(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
+        node = self.node
+        switch = node.switch_above(p_fn.bdf)
+        if switch is not None:
+            return "move %s behind switch %s (where %s is) so that both share an upstream bridge" % (
+                c_fn.bdf,
+                switch,
+                p_fn.bdf,
+            )
+        switch = node.switch_above(c_fn.bdf)
+        if switch is not None:
+            return "move %s behind switch %s (where %s is) so that both share an upstream bridge" % (
+                p_fn.bdf,
+                switch,
+                c_fn.bdf,
+            )
+        return "put %s and %s under one PCIe switch (or one root port) so that both share an upstream bridge" % (
+            p_fn.bdf,
+            c_fn.bdf,
+        )
+
+    def _merge_existing(self, redirect: List[str]) -> str:
+        """The disable_acs_redir value to boot with: the kernel keeps only the last one given."""
+        existing = self.node.kernel.pci_options().get("disable_acs_redir", "")
+        devices = [d for d in existing.split(";") if d] if existing else []
+        for bdf in redirect:
+            if bdf not in devices:
+                devices.append(bdf)
+        return "pci=disable_acs_redir=%s" % ";".join(devices)
+
+    def _iommu_note(self) -> str:
+        if self.node.kernel.iommu_in_use:
+            return " (the IOMMU is on: the kernel enables ACS redirect at boot, the parameter clears it again, " \
+                "and the devices below then share an IOMMU group)"
+        return ""
+
+
+def _renamed(verdict: PairVerdict, client_name: str) -> PairVerdict:
+    return PairVerdict(
+        provider=verdict.provider,
+        client=verdict.client,
+        map_type=verdict.map_type,
+        distance=verdict.distance,
+        common_upstream=verdict.common_upstream,
+        acs_redirect=verdict.acs_redirect,
+        reason=verdict.reason,
+        fix=verdict.fix,
+        path=verdict.path,
+        acs_unknown=verdict.acs_unknown,
+        client_name=client_name,
+        hops=verdict.hops,
+        kernel_log=verdict.kernel_log,
+        kernel_params=verdict.kernel_params,
+    )
+
+
+def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:
+    """The host bridges host_bridge_whitelist() looks at (it stops at the first failure)."""
+    if host_a == host_b:
+        return [host_a]
+    if not engine._listed(host_a, same_host_bridge=False):
+        return [host_a]
+    return [host_a, host_b]
+
+
+def _is_x86(arch: str) -> bool:
+    from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import is_x86
+
+    return is_x86(arch)
+
+
+def _kernel_acs_list(devices: Iterable[str]) -> str:
+    """The list as the kernel prints it: 128-byte seq_buf, so a long list is cut off."""
+    text = "".join("%s;" % d for d in devices)
+    if len(text) < _ACS_LIST_BUF:
+        return text[:-1]
+    return text[: _ACS_LIST_BUF - 1]
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
+    """The (cached) engine for a node and a release; verdicts are cached inside it."""
+    if rules is None:
+        rules = KernelRules.for_release(node.kernel.release)
+    cache = node.__dict__.setdefault("_verdict_engines", {})
+    key = (rules.release, rules.version)
+    engine = cache.get(key)
+    if engine is None:
+        engine = _Engine(node, rules)
+        cache[key] = engine
+    return engine
+
+
+def _client(node: Node, name: str) -> Tuple[Optional[str], Optional[PairVerdict]]:
+    """The PCI function of a client, or a ready verdict when it is not a PCI device."""
+    if name in node.functions:
+        return name, None
+    bdf = node.pci_parent_of(name)
+    if bdf is not None:
+        return bdf, None
+    return None, None
+
+
+def pair_verdict(
+    node: Node, provider_bdf: str, client_bdf: str, rules: Optional[KernelRules] = None
+) -> PairVerdict:
+    """calc_map_type_and_dist() for one pair; names (nvme0, nvme0n1, mlx5_0, eth0) are accepted."""
+    engine = engine_for(node, rules)
+    provider = provider_bdf if provider_bdf in node.functions else node.resolve(provider_bdf)
+    client, _ = _client(node, client_bdf)
+    if client is None:
+        return _not_pci(node, provider, client_bdf)
+    name = None if client_bdf == client else client_bdf
+    return engine.pair(provider, client, name)
+
+
+def distance_many(
+    node: Node, provider: str, clients: Sequence[str], rules: Optional[KernelRules] = None
+) -> Verdict:
+    """pci_p2pdma_distance_many(): per-client verdicts and the total (-1 if any is unsupported)."""
+    engine = engine_for(node, rules)
+    provider_bdf = provider if provider in node.functions else node.resolve(provider)
+    functions = node.functions
+    pair = engine.pair
+    results: List[PairVerdict] = []
+    for name in clients:
+        if name in functions:
+            results.append(pair(provider_bdf, name))
+            continue
+        client, _ = _client(node, name)
+        if client is None:
+            results.append(_not_pci(node, provider_bdf, name))
+        else:
+            results.append(pair(provider_bdf, client, name))
+    return Verdict(provider_bdf, results)
+
+
+def _not_pci(node: Node, provider: str, name: str) -> PairVerdict:
+    try:
+        node.resolve(name)
+        detail = "%s is not a PCI device" % name
+        fix = "use a PCI client"
+    except P2PError as err:
+        detail = err.message
+        fix = err.fix or "use a PCI client"
+    return PairVerdict(
+        provider=provider,
+        client=None,
+        map_type=MapType.NOT_SUPPORTED,
+        distance=-1,
+        common_upstream=None,
+        acs_redirect=[],
+        reason="%s; pci_p2pdma_distance_many() finds no PCI parent and returns -1 ('cannot be used for "
+        "peer-to-peer DMA as it is not a PCI device')" % detail,
+        fix=fix,
+        path=[],
+        client_name=name,
+        hops=-1,
+        kernel_log=["%s: cannot be used for peer-to-peer DMA as it is not a PCI device" % name],
+    )
+
+
+def publication(node: Node, provider: str) -> dict:
+    """Whether a provider offers p2pmem to others (pci_has_p2pmem()), kept apart from distance."""
+    bdf = provider if provider in node.functions else node.resolve(provider)
+    fn = node.functions[bdf]
+    if fn.p2pmem is None:
+        cmbs = [c for c in node.nvme_for_bdf(bdf) if c.cmb is not None]
+        absent = "no p2pmem directory: no driver registered peer-to-peer memory on %s" % bdf
+        if cmbs and cmbs[0].cmb is not None:
+            reason = cmbs[0].cmb.why_not_published()
+            if reason:
+                absent += "; %s" % reason
+        return {"provider": bdf, "has_p2pmem": False, "published": False, "size": 0, "available": 0, "why": absent}
+    why: Optional[str] = None
+    if not fn.p2pmem.published:
+        why = "p2pmem is registered but not published: pci_p2pmem_find_many() and nvmet's p2pmem=1 skip it"
+        for ctrl in node.nvme_for_bdf(bdf):
+            if ctrl.cmb is not None and ctrl.cmb.why_not_published():
+                why += "; %s" % ctrl.cmb.why_not_published()
+    return {
+        "provider": bdf,
+        "has_p2pmem": True,
+        "published": fn.p2pmem.published,
+        "size": fn.p2pmem.size,
+        "available": fn.p2pmem.available,
+        "why": why,
+    }
+
+
+__all__ = ["MapType", "PairVerdict", "Verdict", "distance_many", "engine_for", "pair_verdict", "publication"]
