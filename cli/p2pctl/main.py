@@ -11,9 +11,12 @@ import sys
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from p2pctl.commands.check import check
+from p2pctl.commands.distance import distance
 from p2pctl.commands.kernel import kernel
 from p2pctl.commands.lab import lab
 from p2pctl.commands.snapshot import snapshot
+from p2pctl.commands.topology import topology
 
 EXIT_ERROR = 2
 
@@ -27,6 +30,9 @@ def cli() -> None:
 cli.add_command(kernel)
 cli.add_command(lab)
 cli.add_command(snapshot)
+cli.add_command(topology)
+cli.add_command(distance)
+cli.add_command(check)
 
 
 def main() -> None:

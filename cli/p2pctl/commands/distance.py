@@ -1,0 +1,77 @@
+"""``p2pctl distance``: what the kernel decides for a provider and its clients."""
+
+from __future__ import annotations
+
+import sys
+from typing import Tuple
+
+import click
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import Verdict, distance_many
+from p2pctl.commands.common import echo_json, json_option, root_option
+
+EXIT_NOT_SUPPORTED = 1
+
+
+def verdict_json(verdict: Verdict) -> dict:
+    """The documented JSON shape of ``p2pctl distance --json``."""
+    return {
+        "provider": verdict.provider,
+        "supported": verdict.supported,
+        "distance": verdict.distance,
+        "clients": [
+            {
+                "client": pair.client,
+                "map_type": pair.map_type,
+                "distance": pair.distance,
+                "acs_redirect": list(pair.acs_redirect),
+                "reason": pair.reason,
+                "fix": pair.fix,
+            }
+            for pair in verdict.clients
+        ],
+    }
+
+
+def format_verdict(verdict: Verdict) -> str:
+    lines = [
+        "provider %s: %s, distance %d"
+        % (verdict.provider, "supported" if verdict.supported else "NOT supported", verdict.distance)
+    ]
+    for pair in verdict.clients:
+        name = pair.client or "-"
+        if pair.client_name:
+            name = "%s (%s)" % (pair.client_name, name)
+        lines.append("  %s: %s, distance %d" % (name, pair.map_type, pair.distance))
+        lines.append("    why: %s" % pair.reason)
+        if pair.path:
+            lines.append("    path: %s" % " -> ".join(pair.path))
+        if pair.fix:
+            lines.append("    fix: %s" % pair.fix)
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("provider")
+@click.argument("clients", nargs=-1, required=True)
+@root_option
+@json_option
+def distance(provider: str, clients: Tuple[str, ...], root_spec: str, as_json: bool) -> None:
+    """Say what the kernel decides for PROVIDER and each CLIENT, like pci_p2pdma_distance_many().
+
+    PROVIDER and CLIENT are PCI addresses ([domain:]bus:dev.fn) or names: nvme0,
+    nvme0n1, an RDMA device (mlx5_0) or a netdev. Each client gets the map type
+    (bus_addr, thru_host_bridge, not_supported), distance, the devices whose ACS
+    redirects, the reason and the fix. The total is -1 if any client is not supported.
+
+    Exit status: 0 if every client is supported, 1 if any is not, 2 on bad input.
+    """
+    verdict = distance_many(read_node(open_root(root_spec)), provider, list(clients))
+    if as_json:
+        echo_json(verdict_json(verdict))
+    else:
+        click.echo(format_verdict(verdict))
+    if not verdict.supported:
+        sys.exit(EXIT_NOT_SUPPORTED)

@@ -1,0 +1,534 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node's P2P checks: PASS/WARN/FAIL, each with why, fix and the evidence read.
+
+Pure functions over a :class:`Node`; the CLI (``p2pctl check``) and the module
+(``p2pdma.storage.p2p_check``) both call :func:`run_checks`. Every check id is
+documented in docs/checks.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, Verdict, distance_many
+
+PASS = "PASS"
+WARN = "WARN"
+FAIL = "FAIL"
+_SEVERITY = {PASS: 0, WARN: 1, FAIL: 2}
+
+POLICIES = ("kernel", "switch")
+
+KERNEL_BUILD_FIX = (
+    "build and install a kernel with the p2pdma.storage.kernel_build role (its fragment "
+    "kernel-src/configs/p2pdma.config sets these), or set them in your own kernel config"
+)
+
+# What an NVMe-oF target that moves data through p2pmem needs from the kernel, and why.
+# ``builtin`` symbols are bool options; the others may be modules.
+_NVMET_SYMBOLS: Tuple[Tuple[str, bool, str], ...] = (
+    ("CONFIG_ZONE_DEVICE", True, "struct pages for PCI BARs, which P2PDMA is built on"),
+    ("CONFIG_BLK_DEV_NVME", False, "nvme-pci registers Controller Memory Buffers as p2pmem"),
+    ("CONFIG_CONFIGFS_FS", False, "nvmet is configured through configfs"),
+    ("CONFIG_NVME_TARGET", False, "the NVMe-oF target (nvmet) with the per-namespace p2pmem attribute"),
+    ("CONFIG_NVME_TARGET_RDMA", False, "only nvmet-rdma moves data through p2pmem"),
+    ("CONFIG_INFINIBAND", False, "the RDMA core nvmet-rdma runs on"),
+)
+
+# The original series was tested on these besides x86_64 (review thread, seeds 003).
+_TESTED_ARCHES = ("aarch64", "arm64", "ppc64le", "ppc64")
+
+
+@dataclass
+class CheckResult:
+    """One check: ``id`` names the check and, after a colon, the device it is about."""
+
+    id: str
+    status: str
+    why: str
+    fix: Optional[str] = None
+    evidence: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"id": self.id, "status": self.status, "why": self.why, "fix": self.fix, "evidence": self.evidence}
+
+
+def worst_status(results: Iterable[CheckResult]) -> str:
+    return max((r.status for r in results), key=_SEVERITY.__getitem__, default=PASS)
+
+
+def _size(value: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return "%.4g %s" % (value / size, unit)
+    return "%d bytes" % value
+
+
+def _fn_path(bdf: str, leaf: str) -> str:
+    return "%s/%s/%s" % (SYS_PCI_DEVICES, bdf, leaf)
+
+
+# --------------------------------------------------------------------------------------
+# Kernel, architecture, IOMMU, readability
+# --------------------------------------------------------------------------------------
+def _config_unknown(node: Node, check_id: str) -> CheckResult:
+    where = [p.path for p in node.problems if "config" in p.path]
+    return CheckResult(
+        check_id,
+        WARN,
+        "the kernel config could not be found (neither /proc/config.gz nor /boot/config-%s), so the options "
+        "cannot be checked" % (node.kernel.release or "<release>"),
+        "install the kernel's config as /boot/config-<release>, or build with CONFIG_IKCONFIG_PROC=y",
+        {"looked_at": where or ["/proc/config.gz", "/boot/config-%s" % node.kernel.release]},
+    )
+
+
+def check_kernel_p2pdma(node: Node) -> CheckResult:
+    kernel = node.kernel
+    if not kernel.config:
+        return _config_unknown(node, "kernel-p2pdma")
+    value = kernel.config_value("CONFIG_PCI_P2PDMA")
+    evidence = {kernel.config_source or "config": "CONFIG_PCI_P2PDMA=%s" % (value or "is not set")}
+    if value == "y":
+        return CheckResult("kernel-p2pdma", PASS, "kernel %s has CONFIG_PCI_P2PDMA=y" % kernel.release, None, evidence)
+    return CheckResult(
+        "kernel-p2pdma",
+        FAIL,
+        "kernel %s is built without CONFIG_PCI_P2PDMA: no device can publish p2pmem and nvmet has no p2pmem "
+        "attribute (stock Debian kernels have it off)" % kernel.release,
+        "CONFIG_PCI_P2PDMA=y (needs CONFIG_ZONE_DEVICE=y and CONFIG_64BIT=y); " + KERNEL_BUILD_FIX,
+        evidence,
+    )
+
+
+def check_kernel_nvmet(node: Node) -> CheckResult:
+    kernel = node.kernel
+    if not kernel.config:
+        return _config_unknown(node, "kernel-nvmet")
+    evidence: Dict[str, Any] = {}
+    missing = []
+    for symbol, builtin, why in _NVMET_SYMBOLS:
+        value = kernel.config_value(symbol)
+        evidence[symbol] = value or "is not set"
+        if value == "y" or (value == "m" and not builtin):
+            continue
+        missing.append("%s=%s (%s)" % (symbol, "y" if builtin else "m", why))
+    evidence = {kernel.config_source or "config": evidence}
+    if not missing:
+        return CheckResult(
+            "kernel-nvmet", PASS, "kernel %s has what an NVMe-oF RDMA target with p2pmem needs" % kernel.release,
+            None, evidence,
+        )
+    return CheckResult(
+        "kernel-nvmet",
+        FAIL,
+        "kernel %s lacks %s" % (kernel.release, "; ".join(missing)),
+        "set %s; %s" % (", ".join(m.split(" ")[0] for m in missing), KERNEL_BUILD_FIX),
+        evidence,
+    )
+
+
+def check_arch(node: Node) -> CheckResult:
+    arch = node.kernel.arch
+    evidence = {"arch": arch, "source": "/proc/sys/kernel/arch"}
+    if arch == "x86_64":
+        return CheckResult("arch", PASS, "x86_64: the architecture P2PDMA is deployed and tested on", None, evidence)
+    if arch is None:
+        return CheckResult(
+            "arch", WARN, "the architecture is unknown (/proc/sys/kernel/arch and the kernel config were not read)",
+            "run p2pctl on the node itself, or take the snapshot with 'p2pctl snapshot'", evidence,
+        )
+    if arch in _TESTED_ARCHES:
+        return CheckResult(
+            "arch",
+            WARN,
+            "%s: P2PDMA works here only through bus addresses below a switch or a whitelisted host bridge (the "
+            "CPU rule is x86 AMD only), and the BARs must be mapped write-combining, never cacheable" % arch,
+            "test the data path on this platform before production; keep providers and clients behind one switch",
+            evidence,
+        )
+    return CheckResult(
+        "arch",
+        FAIL,
+        "%s: P2PDMA was never validated on this architecture (the review accepted x86_64, and tests on arm64 "
+        "and ppc64le only)" % arch,
+        "use an x86_64 storage node",
+        evidence,
+    )
+
+
+def check_iommu(node: Node) -> CheckResult:
+    kernel = node.kernel
+    evidence = {"evidence": list(kernel.iommu_evidence), "/proc/cmdline": kernel.cmdline}
+    if not kernel.iommu_in_use:
+        return CheckResult(
+            "iommu", PASS, "no IOMMU in use: the firmware's ACS settings stay and P2P bus addresses are not remapped",
+            None, evidence,
+        )
+    acs_param = kernel.pci_options().get("disable_acs_redir") or kernel.pci_options().get("config_acs")
+    if acs_param:
+        why = "an IOMMU is in use, so the kernel enabled ACS redirect on every ACS-capable port at boot; the " \
+            "command line clears it again on %s" % acs_param
+        fix = "check the locality results: every port on a P2P path must be in that list, and no others"
+    else:
+        why = "an IOMMU is in use, so the kernel enabled ACS redirect (RR, CR) on every ACS-capable port at boot: " \
+            "switch-local P2P goes up through the host bridge, and is rejected unless it is whitelisted or the " \
+            "CPU is AMD Zen; P2P bus addresses also bypass the IOMMU"
+        fix = "add pci=disable_acs_redir=<ports on the P2P path> to the kernel command line (the locality check " \
+            "names them), or disable the IOMMU (intel_iommu=off / amd_iommu=off) if isolation is not needed"
+    return CheckResult("iommu", WARN, why, fix, evidence)
+
+
+def check_config_space(node: Node) -> CheckResult:
+    unknown = sorted((b for b, fn in node.functions.items() if fn.acs is None), key=bdf_sort_key)
+    if not unknown:
+        return CheckResult(
+            "config-space", PASS, "the config space of all %d PCI functions was read, ACS included"
+            % len(node.functions), None, {"functions": len(node.functions)},
+        )
+    evidence = {_fn_path(b, "config"): "%d bytes read" % node.functions[b].config_bytes for b in unknown[:16]}
+    more = " and %d more" % (len(unknown) - 3) if len(unknown) > 3 else ""
+    return CheckResult(
+        "config-space",
+        WARN,
+        "ACS is unknown for %s%s: %s could be read only in part (a non-root reader gets 64 bytes), so verdicts "
+        "through these devices assume no ACS redirect" % (", ".join(unknown[:3]), more, _fn_path(unknown[0], "config")),
+        "run as root (sudo p2pctl ..., become: true in Ansible), or take the snapshot as root",
+        evidence,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Providers
+# --------------------------------------------------------------------------------------
+def _use_cmb_sqes_disabled(node: Node) -> bool:
+    return node.kernel.cmdline_params().get("nvme.use_cmb_sqes") in ("0", "n", "N")
+
+
+def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
+    """Present, published, with size and free memory; why a CMB is not published."""
+    fn = node.functions[bdf]
+    check_id = "provider:%s" % bdf
+    controllers = node.nvme_for_bdf(bdf)
+    evidence: Dict[str, Any] = {}
+    cmb_reason = None
+    sqs_note = None
+    for ctrl in controllers:
+        if ctrl.cmb is not None:
+            evidence["%s/cmbsz" % ctrl.sysfs_path] = "0x%08x" % ctrl.cmb.cmbsz
+            evidence["%s/cmbloc" % ctrl.sysfs_path] = "0x%08x" % ctrl.cmb.cmbloc
+            evidence["%s cmb decoded" % ctrl.name] = ctrl.cmb.to_dict()
+            cmb_reason = cmb_reason or ctrl.cmb.why_not_published()
+            sqs_note = sqs_note or ctrl.cmb.sq_note(False if _use_cmb_sqes_disabled(node) else None)
+    names = " (%s)" % ", ".join(c.name for c in controllers) if controllers else ""
+    failing = FAIL if configured else WARN
+    if fn.p2pmem is None:
+        if controllers and all(c.cmb is None for c in controllers):
+            why = "%s%s has no CMB (no cmbsz attribute), so nvme-pci registers no p2pmem" % (bdf, names)
+            fix = "use a provider with a Controller Memory Buffer that sets WDS and RDS (check 'nvme id-ctrl')"
+        elif cmb_reason:
+            why = "%s%s has no p2pmem: %s" % (bdf, names, cmb_reason)
+            fix = "use a controller whose CMBSZ sets WDS and RDS with a 2 MiB aligned size, or the pseudo-CMB " \
+                "kernel patch for cards that expose memory on BAR 4"
+        else:
+            why = "%s%s has no p2pmem directory: no driver registered peer-to-peer memory on it" % (bdf, names)
+            fix = "check that the kernel has CONFIG_PCI_P2PDMA=y and that the device's driver is bound"
+        evidence[_fn_path(bdf, "p2pmem")] = "absent"
+        return CheckResult(check_id, failing, why, fix, evidence)
+    mem = fn.p2pmem
+    evidence[_fn_path(bdf, "p2pmem/size")] = mem.size
+    evidence[_fn_path(bdf, "p2pmem/available")] = mem.available
+    evidence[_fn_path(bdf, "p2pmem/published")] = int(mem.published)
+    if not mem.published:
+        why = "%s%s registered %s of p2pmem but did not publish it: pci_p2pmem_find_many() and nvmet's p2pmem=1 " \
+            "skip it" % (bdf, names, _size(mem.size))
+        if cmb_reason:
+            why += "; %s" % cmb_reason
+        return CheckResult(check_id, failing, why, "use a controller whose CMBSZ sets both WDS and RDS", evidence)
+    if mem.size == 0 or mem.available == 0:
+        return CheckResult(
+            check_id, failing,
+            "%s%s publishes p2pmem but %s of %s is free" % (bdf, names, _size(mem.available), _size(mem.size)),
+            "free the p2pmem (disable the nvmet namespaces using it) or pick another provider"
+            + ("; %s" % sqs_note if sqs_note else ""),
+            evidence,
+        )
+    if mem.available < mem.size and sqs_note:
+        return CheckResult(
+            check_id, WARN,
+            "%s%s publishes %s of p2pmem, %s free: %s" % (bdf, names, _size(mem.size), _size(mem.available), sqs_note),
+            "add nvme.use_cmb_sqes=0 to the kernel command line",
+            evidence,
+        )
+    return CheckResult(
+        check_id, PASS,
+        "%s%s publishes %s of p2pmem, %s free" % (bdf, names, _size(mem.size), _size(mem.available)),
+        None, evidence,
+    )
+
+
+def check_unpublished_cmbs(node: Node, providers: Sequence[str]) -> List[CheckResult]:
+    """NVMe controllers with a CMB that is not p2pmem, when nobody asked about them."""
+    results = []
+    for name in sorted(node.nvme):
+        ctrl = node.nvme[name]
+        if ctrl.cmb is None or ctrl.bdf is None or ctrl.bdf in providers or ctrl.bdf not in node.functions:
+            continue
+        fn = node.functions[ctrl.bdf]
+        if fn.p2pmem is not None:
+            continue
+        results.append(check_provider(node, ctrl.bdf, configured=False))
+    return results
+
+
+def check_no_providers(node: Node) -> CheckResult:
+    cmbs = sorted(n for n, c in node.nvme.items() if c.cmb is not None)
+    return CheckResult(
+        "providers",
+        FAIL,
+        "no PCI device on this node has p2pmem%s" % (
+            " (NVMe controllers with a CMB: %s)" % ", ".join(cmbs) if cmbs else ""),
+        "add an NVMe drive with a Controller Memory Buffer (WDS and RDS set), on a kernel with CONFIG_PCI_P2PDMA=y",
+        {"%s/*/p2pmem" % SYS_PCI_DEVICES: "absent", "nvme with cmb": cmbs},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Locality
+# --------------------------------------------------------------------------------------
+def _acceptable(verdict: Verdict, policy: str) -> bool:
+    if policy == "switch":
+        return verdict.supported and all(c.map_type == MapType.BUS_ADDR for c in verdict.clients)
+    return verdict.supported
+
+
+def _verdict_result(check_id: str, verdict: Verdict, policy: str, clients: Sequence[str]) -> CheckResult:
+    evidence = {"verdict": verdict.to_dict(), "policy": policy}
+    summary = ", ".join("%s %s" % (c.client_name or c.client, c.map_type) for c in verdict.clients)
+    if _acceptable(verdict, policy):
+        status = PASS if verdict.certain else WARN
+        why = "provider %s serves %s: %s; total distance %d" % (
+            verdict.provider, ", ".join(clients), summary, verdict.distance)
+        fix = None
+        if not verdict.certain:
+            unknown = sorted({b for c in verdict.clients for b in c.acs_unknown})
+            why += "; ACS of %s could not be read, so a redirect there would change this" % ", ".join(unknown)
+            fix = "run as root so that ACS can be read"
+        return CheckResult(check_id, status, why, fix, evidence)
+    bad = [c for c in verdict.clients if not (c.supported and (policy == "kernel" or c.map_type == MapType.BUS_ADDR))]
+    why = "provider %s cannot serve %s: %s" % (
+        verdict.provider,
+        ", ".join(c.client_name or c.client or "?" for c in bad),
+        "; ".join(c.reason for c in bad),
+    )
+    if policy == "switch" and verdict.supported:
+        why += " (policy switch requires bus_addr: the path must turn at a switch, not at the host bridge)"
+    fixes = [c.fix for c in bad if c.fix]
+    return CheckResult(check_id, FAIL, why, "; ".join(dict.fromkeys(fixes)) or None, evidence)
+
+
+def check_locality(
+    node: Node, providers: Sequence[str], clients: Sequence[str], policy: str, configured: bool
+) -> List[CheckResult]:
+    """Every configured provider must serve every client; without one, some published provider must."""
+    verdicts = [distance_many(node, p, clients) for p in providers]
+    if configured:
+        return [_verdict_result("locality:%s" % v.provider, v, policy, clients) for v in verdicts]
+    usable = [v for v in verdicts if _acceptable(v, policy)]
+    if usable:
+        best = min(usable, key=lambda v: v.distance)
+        result = _verdict_result("locality", best, policy, clients)
+        result.why = "nvmet's p2pmem=1 would pick the nearest published provider, %s: %s" % (best.provider, result.why)
+        result.evidence["candidates"] = {v.provider: v.distance for v in verdicts}
+        return [result]
+    reasons = [_verdict_result("locality", v, policy, clients) for v in verdicts]
+    return [
+        CheckResult(
+            "locality",
+            FAIL,
+            "no published provider can serve %s: %s" % (", ".join(clients), " | ".join(r.why for r in reasons)),
+            "; ".join(dict.fromkeys(r.fix for r in reasons if r.fix)) or None,
+            {"verdicts": [v.to_dict() for v in verdicts], "policy": policy},
+        )
+    ]
+
+
+def check_competing_providers(node: Node, published: Sequence[str], clients: Sequence[str], policy: str) -> CheckResult:
+    """Several published providers: p2pmem=1 picks the nearest, at random among ties."""
+    if clients:
+        distances = {}
+        for bdf in published:
+            verdict = distance_many(node, bdf, clients)
+            if _acceptable(verdict, policy):
+                distances[bdf] = verdict.distance
+    else:
+        distances = {bdf: -1 for bdf in published}
+    if len(distances) < 2:
+        return CheckResult(
+            "providers-compete", PASS, "at most one published provider can serve these clients", None,
+            {"candidates": distances},
+        )
+    nearest = min(distances.values())
+    tied = sorted(b for b, d in distances.items() if d == nearest)
+    why = "%d published providers compete (%s): nvmet's p2pmem=1 takes the nearest to each namespace%s" % (
+        len(distances),
+        ", ".join("%s%s" % (b, "" if d < 0 else " distance %d" % d) for b, d in sorted(distances.items())),
+        ", at random among %s" % ", ".join(tied) if len(tied) > 1 and clients else "",
+    )
+    return CheckResult(
+        "providers-compete", WARN, why,
+        "name the provider per namespace (p2pmem=<BDF> in the nvmet namespace) so locality and bandwidth are chosen, "
+        "not left to chance", {"candidates": distances},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# IOMMU groups, RDMA, block devices
+# --------------------------------------------------------------------------------------
+def check_iommu_groups(node: Node, peers: Sequence[str]) -> CheckResult:
+    groups: Dict[int, List[str]] = {}
+    for bdf, fn in node.functions.items():
+        if fn.iommu_group is not None:
+            groups.setdefault(fn.iommu_group, []).append(bdf)
+    peer_groups: Set[int] = set()
+    for bdf in peers:
+        group = node.functions[bdf].iommu_group
+        if group is not None:
+            peer_groups.add(group)
+    evidence = {"group %d" % g: sorted(groups[g], key=bdf_sort_key) for g in sorted(peer_groups)}
+    if not groups:
+        return CheckResult("iommu-groups", PASS, "no IOMMU groups: devices are not isolated from each other", None, {})
+    passthrough = sorted(
+        b for g in peer_groups for b in groups[g] if node.functions[b].driver in ("vfio-pci", "pci-stub")
+    )
+    if passthrough:
+        return CheckResult(
+            "iommu-groups",
+            WARN,
+            "%s, bound for passthrough, shares an IOMMU group with P2P peers (%s): P2P and device isolation "
+            "exclude each other, and clearing ACS on the P2P path merges the groups below it" % (
+                ", ".join(passthrough), ", ".join(sorted(peers, key=bdf_sort_key))),
+            "move the passthrough device to a slot outside the P2P switch, or do not pass it through",
+            evidence,
+        )
+    return CheckResult(
+        "iommu-groups", PASS, "no device meant for passthrough (vfio-pci) shares an IOMMU group with the P2P peers",
+        None, evidence,
+    )
+
+
+def check_rdma(node: Node, clients: Sequence[str]) -> List[CheckResult]:
+    if not node.rdma:
+        return [CheckResult(
+            "rdma", WARN, "no RDMA device: only nvmet-rdma moves data through p2pmem (TCP, loop and FC never do)",
+            "install an RDMA NIC and its driver for the NVMe-oF ports that should use p2pmem",
+            {"/sys/class/infiniband": []},
+        )]
+    results = []
+    for name in sorted(node.rdma):
+        rdma = node.rdma[name]
+        evidence = {rdma.sysfs_path: {"pci": rdma.bdf, "driver": rdma.driver, "netdevs": rdma.netdevs}}
+        if rdma.bdf is not None and not rdma.software:
+            results.append(CheckResult(
+                "rdma:%s" % name, PASS, "%s is a hardware RDMA device on %s (%s)" % (name, rdma.bdf, rdma.driver),
+                None, evidence))
+            continue
+        results.append(CheckResult(
+            "rdma:%s" % name,
+            FAIL if name in clients else WARN,
+            "%s is software RDMA (%s) with no PCI DMA device: nvmet-rdma ports on it silently use system memory, "
+            "never p2pmem" % (name, rdma.software or "no PCI parent"),
+            "use a hardware RDMA NIC for the ports that should use p2pmem",
+            evidence,
+        ))
+    return results
+
+
+def check_block_clients(node: Node, clients: Sequence[str]) -> List[CheckResult]:
+    results = []
+    for name in clients:
+        block = node.block.get(name[5:] if name.startswith("/dev/") else name)
+        if block is None:
+            continue
+        evidence = {block.sysfs_path: {"kind": block.kind, "backing": block.backing}}
+        if block.can_do_p2p:
+            results.append(CheckResult(
+                "namespace:%s" % block.name, PASS, "%s is a namespace of PCIe NVMe controller %s (%s)"
+                % (block.name, block.controller, block.bdf), None, evidence))
+            continue
+        try:
+            node.resolve(block.name)
+            why, fix = "%s cannot do P2P" % block.name, None
+        except P2PError as err:
+            why, fix = err.message, err.fix
+        results.append(CheckResult(
+            "namespace:%s" % block.name, FAIL,
+            "%s: nvmet refuses p2pmem for it at enable (EINVAL)" % why, fix, evidence))
+    return results
+
+
+def check_multipath_heads(node: Node) -> Optional[CheckResult]:
+    heads = sorted(b.name for b in node.block.values() if b.kind == "nvme-multipath")
+    if not heads:
+        return None
+    return CheckResult(
+        "nvme-multipath",
+        WARN,
+        "NVMe native multipath is on: %s are head nodes whose queues lack the P2PDMA flag, so an nvmet namespace "
+        "on them with p2pmem fails to enable (EINVAL)" % ", ".join(heads),
+        "boot with nvme_core.multipath=N to get per-controller namespaces for p2pmem-backed nvmet namespaces",
+        {node.block[h].sysfs_path: node.block[h].backing for h in heads},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# All of them
+# --------------------------------------------------------------------------------------
+def run_checks(
+    node: Node,
+    providers: Optional[Sequence[str]] = None,
+    clients: Optional[Sequence[str]] = None,
+    policy: str = "kernel",
+) -> List[CheckResult]:
+    """Every check for the node, for the given providers and clients (names or BDFs).
+
+    Without providers, every function with p2pmem is judged, and locality asks whether
+    some published provider serves the clients (what nvmet's ``p2pmem=1`` does).
+    Unknown devices and a bad policy raise P2PError before anything is judged.
+    """
+    if policy not in POLICIES:
+        raise P2PError("unknown policy %r" % policy, fix="use one of: %s" % ", ".join(POLICIES))
+    provider_bdfs = list(dict.fromkeys(node.resolve(name) for name in providers or ()))
+    client_names = list(dict.fromkeys(clients or ()))
+    # Client names are resolved only to catch unknown devices early; software RDMA and
+    # multipath heads are legitimate names that the checks below judge.
+    client_bdfs = [b for b in (node.pci_parent_of(name) for name in client_names) if b is not None]
+
+    results = [check_kernel_p2pdma(node), check_kernel_nvmet(node), check_arch(node), check_iommu(node),
+               check_config_space(node)]
+    judged = provider_bdfs or [fn.bdf for fn in node.providers()]
+    if not judged:
+        results.append(check_no_providers(node))
+    results.extend(check_provider(node, bdf, configured=bool(provider_bdfs)) for bdf in judged)
+    results.extend(check_unpublished_cmbs(node, judged))
+    published = [fn.bdf for fn in node.providers() if fn.p2pmem is not None and fn.p2pmem.published]
+    if client_names:
+        candidates = provider_bdfs or published
+        if candidates:
+            results.extend(check_locality(node, candidates, client_names, policy, configured=bool(provider_bdfs)))
+    if not provider_bdfs:
+        results.append(check_competing_providers(node, published, client_names, policy))
+    results.append(check_iommu_groups(node, list(dict.fromkeys(judged + client_bdfs))))
+    results.extend(check_rdma(node, client_names))
+    results.extend(check_block_clients(node, client_names))
+    multipath = check_multipath_heads(node)
+    if multipath is not None:
+        results.append(multipath)
+    return results
+
+
+__all__ = ["FAIL", "PASS", "POLICIES", "WARN", "CheckResult", "run_checks", "worst_status"]
