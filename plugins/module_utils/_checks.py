@@ -52,6 +52,8 @@ class CheckResult:
     why: str
     fix: Optional[str] = None
     evidence: Dict[str, Any] = field(default_factory=dict)
+    # The kernel verdicts a locality check judged (their dicts are in the evidence too).
+    verdicts: List[Verdict] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "status": self.status, "why": self.why, "fix": self.fix, "evidence": self.evidence}
@@ -163,7 +165,7 @@ def check_arch(node: Node) -> CheckResult:
 
 def check_iommu(node: Node) -> CheckResult:
     kernel = node.kernel
-    evidence = {"evidence": list(kernel.iommu_evidence), "/proc/cmdline": kernel.cmdline}
+    evidence = {"iommu": list(kernel.iommu_evidence), "/proc/cmdline": kernel.cmdline}
     if not kernel.iommu_in_use:
         return CheckResult(
             "iommu", PASS, "no IOMMU in use: the firmware's ACS settings stay and P2P bus addresses are not remapped",
@@ -318,7 +320,7 @@ def _verdict_result(check_id: str, verdict: Verdict, policy: str, clients: Seque
             unknown = sorted({b for c in verdict.clients for b in c.acs_unknown})
             why += "; ACS of %s could not be read, so a redirect there would change this" % ", ".join(unknown)
             fix = "run as root so that ACS can be read"
-        return CheckResult(check_id, status, why, fix, evidence)
+        return CheckResult(check_id, status, why, fix, evidence, [verdict])
     bad = [c for c in verdict.clients if not (c.supported and (policy == "kernel" or c.map_type == MapType.BUS_ADDR))]
     why = "provider %s cannot serve %s: %s" % (
         verdict.provider,
@@ -328,7 +330,7 @@ def _verdict_result(check_id: str, verdict: Verdict, policy: str, clients: Seque
     if policy == "switch" and verdict.supported:
         why += " (policy switch requires bus_addr: the path must turn at a switch, not at the host bridge)"
     fixes = [c.fix for c in bad if c.fix]
-    return CheckResult(check_id, FAIL, why, "; ".join(dict.fromkeys(fixes)) or None, evidence)
+    return CheckResult(check_id, FAIL, why, "; ".join(dict.fromkeys(fixes)) or None, evidence, [verdict])
 
 
 def check_locality(
@@ -353,6 +355,7 @@ def check_locality(
             "no published provider can serve %s: %s" % (", ".join(clients), " | ".join(r.why for r in reasons)),
             "; ".join(dict.fromkeys(r.fix for r in reasons if r.fix)) or None,
             {"verdicts": [v.to_dict() for v in verdicts], "policy": policy},
+            verdicts,
         )
     ]
 
