@@ -1,0 +1,266 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Configure and package a kernel from a prepared source tree, once per content hash.
+
+Flow: a config base (defconfig, tinyconfig, a given file, the running config, or
+localmodconfig) -> the fragments written over it -> ``make olddefconfig`` -> every
+fragment symbol verified (:mod:`_kconfig`) -> the resolved .config hashed together
+with the tree's source and patches -> ``make bindeb-pkg`` in an output directory named
+by that hash, with ``LOCALVERSION=-p2p<hash>``. A second run with the same inputs
+finds the provenance file of the finished build and builds nothing.
+
+Every ``make`` runs out of tree (``O=``) so one prepared source tree serves any number
+of configs without being written to.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.p2pdma.storage.plugins.module_utils import _kconfig
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_tree import PreparedTree, file_sha256
+
+CONFIG_BASES = ("defconfig", "tinyconfig", "file", "running", "localmodconfig")
+DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-pkg")
+DEFAULT_CCACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "ccache")
+PROVENANCE = "provenance.json"
+DEFAULT_TARGET = "bindeb-pkg"
+_HASH_LENGTH = 12
+# Symbols the pipeline itself decides: the release must carry only our hash, and a
+# git tree must not append "+" or a commit id that the hash already accounts for.
+_RELEASE_SYMBOLS = ("LOCALVERSION", "LOCALVERSION_AUTO")
+
+
+@dataclass(frozen=True)
+class ConfigBase:
+    kind: str
+    path: Optional[str] = None  # the file for "file"; the base config for "running"/"localmodconfig"
+    lsmod: Optional[str] = None  # module list for "localmodconfig" (default: this host's)
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONFIG_BASES:
+            raise P2PError(
+                "config base %r is unknown" % self.kind,
+                fix="use one of %s" % ", ".join(CONFIG_BASES),
+            )
+        if self.kind == "file" and not self.path:
+            raise P2PError("config base 'file' needs a path", fix="give the .config file to start from")
+
+
+@dataclass
+class StepTimes:
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+    def run(
+        self, name: str, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None
+    ) -> str:
+        start = time.monotonic()
+        result = subprocess.run(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            check=False,
+        )
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.strip().splitlines()[-25:])
+            raise P2PError(
+                "%s failed (exit %d): %s\n%s" % (name, result.returncode, " ".join(argv), tail),
+                fix="read the output above; the build directory is kept for inspection",
+            )
+        return result.stdout
+
+
+def running_config_path() -> str:
+    return "/boot/config-%s" % platform.release()
+
+
+def make_argv(tree: str, objdir: str, jobs: int, *targets: str, extra: Sequence[str] = ()) -> List[str]:
+    return ["make", "-C", tree, "O=" + objdir, "-j%d" % jobs, *extra, *targets]
+
+
+def configure(
+    tree: PreparedTree,
+    objdir: str,
+    base: ConfigBase,
+    fragments: Sequence[str],
+    jobs: int,
+    times: StepTimes,
+) -> Dict[str, str]:
+    """Write the resolved and verified .config into ``objdir``; return its values."""
+    os.makedirs(objdir, exist_ok=True)
+    config_path = os.path.join(objdir, ".config")
+    requests = _kconfig.merge_fragments(fragments)
+    if base.kind in ("defconfig", "tinyconfig"):
+        times.run("make " + base.kind, make_argv(tree.path, objdir, jobs, base.kind))
+    else:
+        source = base.path or running_config_path()
+        if not os.path.isfile(source):
+            raise P2PError(
+                "config base %s: %s does not exist" % (base.kind, source),
+                fix="give an existing .config (kernel_build_config_file) or pick another base",
+            )
+        shutil.copyfile(source, config_path)
+        if base.kind == "localmodconfig":
+            lsmod = base.lsmod or "/proc/modules"
+            # localmodconfig asks about new symbols on stdin: olddefconfig first answers them all with defaults.
+            times.run("make olddefconfig", make_argv(tree.path, objdir, jobs, "olddefconfig"))
+            times.run(
+                "make localmodconfig", make_argv(tree.path, objdir, jobs, "localmodconfig", extra=["LSMOD=" + lsmod])
+            )
+    base_values = _kconfig.read_config(config_path)
+    merged = _kconfig.apply_requests(base_values, requests)
+    merged["LOCALVERSION"] = '""'
+    merged["LOCALVERSION_AUTO"] = "n"
+    # Debian's running configs name certificate files that exist only in Debian's own build tree.
+    for symbol in ("SYSTEM_TRUSTED_KEYS", "SYSTEM_REVOCATION_KEYS"):
+        if symbol in merged and symbol not in requests:
+            merged[symbol] = '""'
+    with open(config_path, "w", encoding="utf-8") as handle:
+        handle.write(_kconfig.render_config(merged))
+    times.run("make olddefconfig", make_argv(tree.path, objdir, jobs, "olddefconfig"))
+    resolved = _kconfig.read_config(config_path)
+    _kconfig.require_all(requests, resolved, _kconfig.KconfigTree(tree.path))
+    return resolved
+
+
+def config_hash(resolved: Mapping[str, str]) -> str:
+    """Hash of a resolved .config without the symbols the pipeline sets itself."""
+    kept = {symbol: value for symbol, value in sorted(resolved.items()) if symbol not in _RELEASE_SYMBOLS}
+    return hashlib.sha256(_kconfig.render_config(kept).encode()).hexdigest()
+
+
+def build_hash(tree: PreparedTree, resolved: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(tree.key.encode())
+    digest.update(config_hash(resolved).encode())
+    return digest.hexdigest()[:_HASH_LENGTH]
+
+
+@dataclass
+class BuildResult:
+    output_dir: str
+    release: str
+    packages: List[str]
+    provenance: Dict[str, object]
+    changed: bool
+    times: Dict[str, float]
+
+
+def _compiler(ccache: bool) -> str:
+    version = subprocess.run(["gcc", "--version"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    return version.splitlines()[0] + (" via ccache" if ccache else "")
+
+
+def _read_provenance(output_dir: str) -> Optional[Dict[str, object]]:
+    path = os.path.join(output_dir, PROVENANCE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        provenance: Dict[str, object] = json.load(handle)
+    packages = provenance.get("packages")
+    if not isinstance(packages, list) or not all(os.path.isfile(os.path.join(output_dir, p)) for p in packages):
+        return None
+    return provenance
+
+
+def _write_json_atomic(path: str, data: Mapping[str, object]) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def build_packages(
+    tree: PreparedTree,
+    base: ConfigBase,
+    fragments: Sequence[str],
+    output_root: str = DEFAULT_OUTPUT,
+    jobs: int = 2,
+    ccache_dir: Optional[str] = DEFAULT_CCACHE,
+    target: str = DEFAULT_TARGET,
+    dry_run: bool = False,
+) -> BuildResult:
+    """Configure, verify and package; reuse a finished build with the same hash.
+
+    ``dry_run`` configures and verifies (in a scratch directory under ``output_root``)
+    and reports what would be built, without building.
+    """
+    times = StepTimes()
+    scratch = os.path.join(output_root, "configure-%d" % os.getpid())
+    try:
+        resolved = configure(tree, os.path.join(scratch, "build"), base, fragments, jobs, times)
+        digest = build_hash(tree, resolved)
+        output_dir = os.path.join(output_root, digest)
+        localversion = "-p2p" + digest
+        existing = _read_provenance(output_dir)
+        if existing is not None or dry_run:
+            release = str(existing["release"]) if existing else ""
+            packages = list(existing["packages"]) if existing else []  # type: ignore[call-overload]
+            return BuildResult(output_dir, release, packages, existing or {}, False, times.seconds)
+        # Keep the finished config: build where the hash says, and drop any half-finished earlier attempt.
+        shutil.rmtree(output_dir, ignore_errors=True)
+        os.makedirs(output_dir)
+        os.rename(os.path.join(scratch, "build"), os.path.join(output_dir, "build"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    objdir = os.path.join(output_dir, "build")
+    env = dict(os.environ)
+    make_extra = ["LOCALVERSION=" + localversion, "KDEB_PKGVERSION=%s-1" % digest]
+    if ccache_dir:
+        os.makedirs(ccache_dir, exist_ok=True)
+        env.update(
+            CCACHE_DIR=ccache_dir, CCACHE_BASEDIR=os.path.dirname(os.path.dirname(tree.path)), CCACHE_NOHASHDIR="1"
+        )
+        make_extra.append("CC=ccache gcc")
+    release = times.run(
+        "make kernelrelease", make_argv(tree.path, objdir, 1, "-s", "kernelrelease", extra=make_extra), env
+    )
+    release = release.strip().splitlines()[-1]
+    times.run("make " + target, make_argv(tree.path, objdir, jobs, target, extra=make_extra), env)
+    packages = sorted(os.path.basename(p) for p in glob.glob(os.path.join(output_dir, "*.deb")))
+    if not packages:
+        raise P2PError("make %s produced no .deb in %s" % (target, output_dir), fix="read the build log in %s" % objdir)
+    provenance: Dict[str, object] = {
+        "source": tree.source,
+        "source_id": tree.source_id,
+        "release": release,
+        "patches": [{"name": p.name, "sha256": p.sha256} for p in tree.patches],
+        "config_base": base.kind,
+        "config_base_file": base.path,
+        "fragments": [{"path": f, "sha256": file_sha256(f)} for f in fragments],
+        "config_sha256": config_hash(resolved),
+        "build_hash": digest,
+        "compiler": _compiler(bool(ccache_dir)),
+        "packages": packages,
+        "seconds": {name: round(value, 1) for name, value in times.seconds.items()},
+    }
+    # The object tree is what ccache and a warm rebuild need; the packages and provenance are the product.
+    _write_json_atomic(os.path.join(output_dir, PROVENANCE), provenance)
+    return BuildResult(output_dir, release, packages, provenance, True, times.seconds)
+
+
+def compile_objects(
+    tree: PreparedTree, objects: Sequence[str], fragments: Sequence[str], objdir: str, jobs: int
+) -> StepTimes:
+    """defconfig + fragments, verified, then only ``objects``: the CI proof that a series builds."""
+    times = StepTimes()
+    configure(tree, objdir, ConfigBase("defconfig"), fragments, jobs, times)
+    times.run("make " + " ".join(objects), make_argv(tree.path, objdir, jobs, *objects))
+    return times
