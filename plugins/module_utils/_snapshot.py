@@ -24,7 +24,7 @@ import tempfile
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot
@@ -57,6 +57,7 @@ class SnapshotManifest:
     taken_at: str
     as_root: bool
     unreadable: List[str]
+    listed_only: int  # entries kept only so that directory listings read the same (empty files)
 
     def to_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -119,6 +120,44 @@ def _collect(root: SysRoot, path: str, entries: Dict[str, _Entry], unreadable: L
             return  # device nodes, fifos and sockets are never model input
 
 
+def _add_listings(root: SysRoot, entries: Dict[str, _Entry], looked_into: Set[str]) -> int:
+    """Keep every entry of the directories the model looked into, so listings read the same.
+
+    The model lists directories (a device's attributes, a dm device's slaves) and uses
+    names it never opens; those entries are stored without content: symlinks as they
+    are, directories empty, files empty. Reading every sysfs attribute could have side
+    effects or block, and the model did not read them. Returns how many were added.
+    """
+    added = 0
+    for path in sorted(looked_into):
+        entry = entries.get(path)
+        if entry is None or entry.kind != "dir":
+            continue
+        host = root.host_path(path)
+        try:
+            names = os.listdir(host)
+        except OSError:
+            continue
+        for name in names:
+            child = posixpath.join(path, name)
+            if child in entries:
+                continue
+            try:
+                info = os.lstat(os.path.join(host, name))
+            except OSError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                entries[child] = _Entry("link", target=_relative_target(child, os.readlink(os.path.join(host, name))))
+            elif stat.S_ISDIR(info.st_mode):
+                entries[child] = _Entry("dir")
+            elif stat.S_ISREG(info.st_mode):
+                entries[child] = _Entry("file")
+            else:
+                continue
+            added += 1
+    return added
+
+
 def _read_whole(host: str, node_path: str, unreadable: List[str]) -> bytes:
     # sysfs reports 4096 (or 0 in procfs) as the size of every attribute: the bytes
     # actually read are the content, and the tar member gets their length.
@@ -169,6 +208,9 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     unreadable: List[str] = []
     for path in sorted(recording.touched):
         _collect(recording, path, entries, unreadable)
+    plain = SysRoot(root.root)
+    looked_into = {plain.realpath(path) for path in recording.touched}
+    listed_only = _add_listings(plain, entries, looked_into)
     entries.pop("/", None)
     manifest = SnapshotManifest(
         format=SNAPSHOT_FORMAT,
@@ -178,6 +220,7 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
         taken_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         as_root=os.geteuid() == 0,
         unreadable=sorted(unreadable),
+        listed_only=listed_only,
     )
     output_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(output_dir):
