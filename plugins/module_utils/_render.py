@@ -63,6 +63,8 @@ _PORT_TYPE_NAMES = {
 def class_name(class_code: Optional[int]) -> str:
     if class_code is None:
         return "unknown class"
+    if class_code >> 16 == 0xFF:
+        return "Unassigned class"
     return _CLASS_NAMES.get(class_code >> 8, "Class %04x" % (class_code >> 8))
 
 

@@ -1,0 +1,209 @@
+"""p2pctl topology, distance, check and snapshot on real trees, through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import List
+
+import pytest
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb
+from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
+
+CMB_16M = Cmb(cmbsz=0x1_0000 | (2 << 8) | 0x1F, cmbloc=0x2)
+P2PCTL = os.path.join(os.path.dirname(sys.executable), "p2pctl")
+
+
+def p2pctl(*args: str) -> subprocess.CompletedProcess:
+    """Run the real entry point, error boundary included."""
+    return subprocess.run([P2PCTL, *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def node_dir(tmp_path_factory) -> str:
+    """nvme0 (CMB, published) + nvme1 + mlx5_0 behind a switch; nvme2 on another root port, ACS on at 00:03.0."""
+    tree = SysfsTree(tmp_path_factory.mktemp("cli") / "node")
+    rp = tree.root_port("00:01.0", acs_ctrl=0)
+    sw = tree.switch(rp, downstream=3)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.nvme(sw.down[1])
+    tree.rdma_nic(sw.down[2])
+    tree.nvme(tree.root_port("00:02.0"))
+    acs_port = tree.root_port("00:03.0", acs_ctrl=ACS_RR | ACS_CR)
+    tree.multifunction(acs_port, 2, driver="nvme")
+    tree.rxe(netdev="eth0")
+    return tree.root
+
+
+def test_topology_text_shows_the_tree_with_its_p2p_facts(node_dir):
+    result = p2pctl("topology", "--root", node_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == "pci0000:00 (host bridge: 0000:00:00.0 not whitelisted)"
+    provider = next(line for line in lines if "0000:03:00.0" in line)
+    assert "nvme0 nvme0n1 p2pmem 16 MiB free 16 MiB published" in provider
+    assert provider.startswith("| ")  # drawn below the root port and the switch
+    assert "(Switch Downstream Port)" in next(line for line in lines if "0000:02:00.0" in line)
+    assert "ACS-redirect:RR+CR" in next(line for line in lines if "0000:00:03.0" in line)
+    assert "mlx5_0 eth0" in next(line for line in lines if "0000:05:00.0" in line)
+
+
+def test_topology_json_is_a_nested_tree(node_dir):
+    result = p2pctl("topology", "--root", node_dir, "--json")
+    view = json.loads(result.stdout)
+    (host,) = view["host_bridges"]
+    root_port = next(c for c in host["children"] if c["bdf"] == "0000:00:01.0")
+    upstream = root_port["children"][0]
+    assert upstream["port_type"] == "switch_upstream"
+    drive = upstream["children"][0]["children"][0]
+    assert drive["nvme"] == ["nvme0"]
+    assert drive["p2pmem"] == {"size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True}
+    assert drive["link"]["current_width"] == 4
+
+
+def test_distance_json_has_the_documented_shape(node_dir):
+    result = p2pctl("distance", "--root", node_dir, "--json", "nvme0", "mlx5_0", "nvme1n1")
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert set(verdict) == {"provider", "supported", "distance", "clients"}
+    assert verdict["provider"] == "0000:03:00.0"
+    assert (verdict["supported"], verdict["distance"]) == (True, 8)
+    assert [set(c) for c in verdict["clients"]] == [
+        {"client", "map_type", "distance", "acs_redirect", "reason", "fix"}
+    ] * 2
+    assert [(c["client"], c["map_type"], c["distance"]) for c in verdict["clients"]] == [
+        ("0000:05:00.0", "bus_addr", 4),
+        ("0000:04:00.0", "bus_addr", 4),
+    ]
+
+
+def test_distance_exits_1_when_a_client_is_not_supported(node_dir):
+    result = p2pctl("distance", "--root", node_dir, "--json", "0000:03:00.0", "nvme2")
+    assert result.returncode == 1
+    verdict = json.loads(result.stdout)
+    assert (verdict["supported"], verdict["distance"]) == (False, -1)
+    (client,) = verdict["clients"]
+    assert client["map_type"] == "not_supported"
+    assert "not in the P2PDMA whitelist" in client["reason"]
+
+
+def test_distance_names_the_acs_ports_to_clear(node_dir):
+    result = p2pctl("distance", "--root", node_dir, "0000:07:00.0", "0000:07:00.1")
+    assert result.returncode == 1
+    assert "pci=disable_acs_redir=0000:00:03.0" in result.stdout
+
+
+def test_check_json_records_and_exit_code_for_fail(node_dir):
+    result = p2pctl("check", "--root", node_dir, "--json", "--client", "mlx5_0", "--client", "nvme2n1")
+    assert result.returncode == 4
+    records = json.loads(result.stdout)
+    assert all(set(r) == {"id", "status", "why", "fix", "evidence"} for r in records)
+    by_id = {r["id"]: r for r in records}
+    assert by_id["locality"]["status"] == "FAIL"
+    assert by_id["rdma:rxe0"]["status"] == "WARN"
+
+
+def test_check_exit_code_for_warn_only(tmp_path):
+    tree = SysfsTree(tmp_path / "node", config=_full_config())
+    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.rdma_nic(sw.down[1])
+    tree.rxe(name="rxe0", netdev="eth1")
+    result = p2pctl("check", "--root", tree.root, "--client", "mlx5_0")
+    assert result.returncode == 3, result.stdout
+    assert "WARN   rdma:rxe0" in result.stdout
+
+
+def test_check_exit_code_when_all_pass(tmp_path):
+    tree = SysfsTree(tmp_path / "node", config=_full_config())
+    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.rdma_nic(sw.down[1])
+    result = p2pctl("check", "--root", tree.root, "--provider", "nvme0", "--client", "mlx5_0", "--policy", "switch")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1].endswith("0 WARN, 0 FAIL")
+
+
+def test_check_help_documents_the_exit_codes():
+    result = p2pctl("check", "--help")
+    assert "0 all PASS, 3 some WARN and no FAIL, 4 some FAIL, 2 on bad input" in " ".join(result.stdout.split())
+
+
+def test_snapshot_then_judge_offline(node_dir, tmp_path):
+    snapshot = str(tmp_path / "node.tar.gz")
+    written = p2pctl("snapshot", "--root", node_dir, "-o", snapshot)
+    assert written.returncode == 0, written.stderr
+    live = p2pctl("distance", "--root", node_dir, "--json", "nvme0", "mlx5_0", "nvme2")
+    offline = p2pctl("distance", "--root", snapshot, "--json", "nvme0", "mlx5_0", "nvme2")
+    assert offline.returncode == live.returncode == 1
+    assert json.loads(offline.stdout) == json.loads(live.stdout)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["distance", "0000:zz:00.0", "nvme1"], "0000:zz:00.0"),
+        (["distance", "nvme0", "nvme9"], "unknown device 'nvme9'"),
+        (["check", "--provider", "0000:09:00.0"], "no PCI device 0000:09:00.0"),
+    ],
+)
+def test_bad_device_names_give_one_line_with_a_fix(node_dir, args, message):
+    result = p2pctl(*args, "--root", node_dir)
+    _assert_one_line_error(result, message)
+
+
+def test_a_root_that_is_a_plain_file_is_refused(tmp_path):
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a node\n")
+    _assert_one_line_error(p2pctl("topology", "--root", str(plain)), "notes.txt is neither a directory nor")
+
+
+def test_a_tar_that_is_not_a_snapshot_is_refused(tmp_path):
+    other = tmp_path / "other.tar.gz"
+    subprocess.run(["tar", "czf", str(other), "-C", str(tmp_path), "."], check=True)
+    _assert_one_line_error(p2pctl("check", "--root", str(other)), "is a tar archive but not a p2pctl snapshot")
+
+
+def test_a_missing_root_is_refused(tmp_path):
+    _assert_one_line_error(p2pctl("distance", "--root", str(tmp_path / "gone"), "a", "b"), "does not exist")
+
+
+def test_unreadable_config_space_is_a_warning_naming_the_file(tmp_path):
+    # What a non-root user sees: 64 bytes of config space, so ACS is unknown.
+    tree = SysfsTree(tmp_path / "node", config=_full_config())
+    sw = tree.switch(tree.root_port("00:01.0", config_bytes=64), downstream=2)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.rdma_nic(sw.down[1])
+    result = p2pctl("check", "--root", tree.root, "--json")
+    assert result.returncode == 3
+    (record,) = [r for r in json.loads(result.stdout) if r["id"] == "config-space"]
+    assert record["status"] == "WARN"
+    assert "/sys/bus/pci/devices/0000:00:01.0/config" in record["why"]
+    assert "run as root" in record["fix"]
+    assert "Traceback" not in result.stderr
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines: List[str] = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("p2pctl: error: ")
+    assert message in lines[0]
+    assert "; fix: " in lines[0]
+
+
+def _full_config() -> dict:
+    return {
+        "CONFIG_PCI_P2PDMA": "y",
+        "CONFIG_ZONE_DEVICE": "y",
+        "CONFIG_BLK_DEV_NVME": "m",
+        "CONFIG_CONFIGFS_FS": "y",
+        "CONFIG_NVME_TARGET": "m",
+        "CONFIG_NVME_TARGET_RDMA": "m",
+        "CONFIG_INFINIBAND": "m",
+        "CONFIG_X86_64": "y",
+    }
