@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from typing import List, Optional, Tuple
 
 import click
@@ -49,7 +50,9 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
     for version in versions or series_versions():
         tarball = _kernel_tree.debian_source_tarball(version)
         _progress("%s: preparing %s with kernel-src/patches/%s" % (version, tarball, version))
+        start = time.monotonic()
         tree = _kernel_tree.prepare_tree(os.path.join(KERNEL_SRC, "patches", version), tarball=tarball)
+        prepared = "cached tree" if tree.reused else "extract and patch %.0f s" % (time.monotonic() - start)
         objects = _kernel_tree.touched_objects(tree.patches)
         objdir = os.path.join(os.path.dirname(tree.path), "check-build")
         times = _kbuild.compile_objects(tree, objects, [P2PDMA_FRAGMENT], objdir, jobs)
@@ -59,7 +62,7 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
                 version,
                 len(tree.patches),
                 " ".join(objects),
-                ", ".join("%s %.0f s" % (step, seconds) for step, seconds in times.seconds.items()),
+                ", ".join([prepared] + ["%s %.0f s" % (step, seconds) for step, seconds in times.seconds.items()]),
             )
         )
 
