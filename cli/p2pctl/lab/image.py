@@ -33,15 +33,13 @@ HOSTNAME = "p2plab"
 # Part of the cache key: raise it when a build step changes what ends up on the disk.
 BUILD_STEPS_VERSION = 1
 
-# What a provisioned storage node needs: Ansible (python3, sudo), SSH, systemd with udev,
-# DHCP on the management NIC, and the tools the checks and roles call.
+# What a provisioned storage node needs: Ansible (python3, sudo), SSH, systemd with udev
+# (whose networkd runs DHCP on the management NIC), and the tools the checks and roles call.
 BASE_PACKAGES: Tuple[str, ...] = (
     "python3",
     "openssh-server",
     "systemd-sysv",
     "udev",
-    "ifupdown",
-    "isc-dhcp-client",
     "kmod",
     "iproute2",
     "nvme-cli",
@@ -173,6 +171,7 @@ def _build(spec: ImageSpec, disk: Path, mountpoint: Path, log: Log) -> None:
             "apt-get install in the image",
             env=chroot_env,
         )
+        run(["chroot", str(mountpoint), "systemctl", "enable", "systemd-networkd"], "enable networkd", env=chroot_env)
         log("lab image: installing GRUB")
         run(["chroot", str(mountpoint), "grub-install", "--target=i386-pc", loop], "grub-install", env=chroot_env)
         run(["chroot", str(mountpoint), "update-grub"], "update-grub", env=chroot_env)
@@ -208,9 +207,10 @@ def guest_config_files(spec: ImageSpec) -> Dict[str, str]:
         "etc/hostname": HOSTNAME + "\n",
         "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 %s\n" % HOSTNAME,
         "etc/fstab": "LABEL=%s / ext4 errors=remount-ro 0 1\n" % ROOT_LABEL,
-        # The management NIC sits at 00:03.0 (topologies.MGMT_NIC_SLOT), so its predictable
-        # name is enp0s3; the topology's own NIC stays unconfigured for the roles to use.
-        "etc/network/interfaces.d/mgmt": "auto enp0s3\niface enp0s3 inet dhcp\n",
+        # The management NIC sits at 00:03.0 (topologies.MGMT_NIC_SLOT); the topology's own
+        # NIC stays unconfigured for the roles to use. networkd rather than ifupdown, whose
+        # `udevadm settle` before any interface comes up costs 20 s of every TCG boot.
+        "etc/systemd/network/10-mgmt.network": "[Match]\nPath=pci-0000:00:03.0\n\n[Network]\nDHCP=ipv4\n",
         # update-grub probes the root device; on the build host that is a loop device,
         # in the guest a virtio disk. A label is right in both places, also for the kernels
         # the kernel role installs later.

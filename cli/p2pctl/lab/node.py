@@ -216,6 +216,7 @@ class LabNode:
             "-netdev", "user,id=mgmt,hostfwd=tcp:127.0.0.1:%d-:22" % ssh_port,
             "-device", "virtio-net-pci,netdev=mgmt,bus=pcie.0,addr=%02x.0,romfile=" % MGMT_NIC_SLOT,
             "-display", "none",
+            "-vga", "none",
             "-serial", "file:%s" % self.serial_log,
             "-monitor", "none",
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_socket,

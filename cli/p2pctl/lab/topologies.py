@@ -59,6 +59,14 @@ class NvmeDrive:
         return args + ["-device", ",".join(props)]
 
 
+# Each port kind: its QEMU device model and the vendor:device ID the guest sees.
+PORT_MODELS: Dict[str, Tuple[str, str]] = {
+    "root": ("pcie-root-port", "1b36:000c"),
+    "switch-up": ("x3130-upstream", "104c:8232"),
+    "switch-down": ("xio3130-downstream", "104c:8233"),
+}
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -74,22 +82,36 @@ class Topology:
     # Kernel command line additions the preset needs to show its case.
     cmdline: Tuple[str, ...] = field(default_factory=tuple)
 
+    def ports_above(self, bus: str) -> List[Tuple[str, str]]:
+        """(kind, id) of each port from the root bus down to ``bus``: the bridges a guest finds above a device."""
+        parents = {port_id: (kind, parent) for kind, port_id, parent, _slot, _chassis in self.ports}
+        chain: List[Tuple[str, str]] = []
+        while bus in parents:
+            kind, parent = parents[bus]
+            chain.insert(0, (kind, bus))
+            bus = parent
+        return chain
+
     def qemu_args(self, drive_paths: Dict[str, str]) -> List[str]:
         """The topology part of the QEMU command line (machine, CPU, ports, drives, NIC)."""
         machine = "q35,kernel-irqchip=split" if self.iommu else "q35"
         args = ["-machine", machine, "-cpu", self.cpu]
         if self.iommu:
             args += ["-device", "intel-iommu,intremap=on"]
-        kinds = {"root": "pcie-root-port", "switch-up": "x3130-upstream", "switch-down": "xio3130-downstream"}
         for kind, port_id, parent, slot, chassis in self.ports:
-            props = [kinds[kind], "id=%s" % port_id, "bus=%s" % parent, "addr=%02x.0" % slot]
+            props = [PORT_MODELS[kind][0], "id=%s" % port_id, "bus=%s" % parent, "addr=%02x.0" % slot]
             if kind != "switch-up":
                 props += ["chassis=%d" % chassis, "slot=%d" % chassis]
             args += ["-device", ",".join(props)]
         for drive in self.drives:
             args += drive.qemu_args(drive_paths[drive.id])
         if self.nic_bus:
-            args += ["-netdev", "user,id=p2pnic", "-device", "e1000e,netdev=p2pnic,bus=%s,addr=00.0" % self.nic_bus]
+            args += [
+                "-netdev",
+                "user,id=p2pnic",
+                "-device",
+                "e1000e,netdev=p2pnic,bus=%s,addr=00.0,romfile=" % self.nic_bus,
+            ]
         return args
 
 
