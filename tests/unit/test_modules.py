@@ -1,0 +1,149 @@
+"""p2pdma.storage.p2p_facts and p2p_check run for real by ansible-playbook against localhost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, CMBSZ_WDS, Cmb
+from tests.support.sysfs_tree import SysfsTree
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+CMB_16M = Cmb(cmbsz=(16 << 12) | (2 << 8) | CMBSZ_WDS | CMBSZ_RDS, cmbloc=0x2)
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Facts from the tree
+      p2pdma.storage.p2p_facts:
+        root: "{{ node_root }}"
+
+    - name: A provider and clients behind one switch
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        providers: [nvme0]
+        clients: [mlx5_0, nvme1n1]
+        policy: switch
+      register: good
+
+    - name: The same in check mode
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        providers: [nvme0]
+        clients: [mlx5_0, nvme1n1]
+        policy: switch
+      check_mode: true
+      register: checked
+
+    - name: A client on another root port fails the task
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        providers: [nvme0]
+        clients: [nvme2n1]
+      register: far
+      ignore_errors: true
+
+    - name: Warnings fail the task with fail_on=warn
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        fail_on: warn
+      register: strict
+      ignore_errors: true
+
+    - name: An unknown device is a one-line failure
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        clients: [nvme9]
+      register: unknown
+      ignore_errors: true
+
+    - name: A policy outside the choices is refused by the argument spec
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        policy: anywhere
+      register: bad_policy
+      ignore_errors: true
+
+    - name: Keep what the modules returned
+      ansible.builtin.copy:
+        dest: "{{ results_file }}"
+        content: "{{ {'facts': ansible_facts.p2pdma, 'good': good, 'checked': checked, 'far': far,
+                      'strict': strict, 'unknown': unknown, 'bad_policy': bad_policy} | to_json }}"
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    base = tmp_path_factory.mktemp("modules")
+    tree = SysfsTree(base / "node", config={
+        "CONFIG_PCI_P2PDMA": "y", "CONFIG_ZONE_DEVICE": "y", "CONFIG_BLK_DEV_NVME": "m", "CONFIG_CONFIGFS_FS": "y",
+        "CONFIG_NVME_TARGET": "m", "CONFIG_NVME_TARGET_RDMA": "m", "CONFIG_INFINIBAND": "m", "CONFIG_X86_64": "y",
+    })
+    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=3)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.nvme(sw.down[1])
+    tree.rdma_nic(sw.down[2])
+    tree.nvme(tree.root_port("00:02.0", acs_ctrl=0))
+    tree.rxe("rxe0", netdev="eth0")
+    playbook = base / "check.yml"
+    playbook.write_text(textwrap.dedent(PLAYBOOK))
+    results_file = base / "results.json"
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"])
+    extra_vars = {"node_root": tree.root, "results_file": str(results_file)}
+    extra_vars["ansible_python_interpreter"] = sys.executable
+    run = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", json.dumps(extra_vars)],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return json.loads(results_file.read_text())
+
+
+def test_facts_hold_the_model(results):
+    facts = results["facts"]
+    assert facts["functions"]["0000:03:00.0"]["p2pmem"] == {
+        "size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True}
+    assert facts["nvme"]["nvme0"]["cmb"]["publishable"] is True
+    assert facts["rdma"]["rxe0"]["software"] == "rxe"
+    assert facts["kernel"]["release"] == "6.1.0-28-amd64"
+
+
+def test_check_returns_checks_and_verdicts(results):
+    good = results["good"]
+    assert not good.get("failed") and good["changed"] is False
+    assert good["status"] == "WARN"  # rxe0 on the node: p2pmem is never used for it
+    assert {c["id"] for c in good["checks"] if c["status"] != "PASS"} == {"rdma:rxe0"}
+    (verdict,) = good["verdicts"]
+    assert (verdict["provider"], verdict["supported"], verdict["distance"]) == ("0000:03:00.0", True, 8)
+    assert [c["map_type"] for c in verdict["clients"]] == ["bus_addr", "bus_addr"]
+
+
+def test_check_mode_gives_the_same_answer(results):
+    assert results["checked"]["checks"] == results["good"]["checks"]
+
+
+def test_a_fail_fails_the_task_with_the_reason(results):
+    far = results["far"]
+    assert far["failed"] is True
+    assert "locality:0000:03:00.0" in far["msg"] and "not in the P2PDMA whitelist" in far["msg"]
+    assert far["verdicts"][0]["clients"][0]["map_type"] == "not_supported"
+
+
+def test_fail_on_warn(results):
+    assert results["strict"]["failed"] is True
+    assert "rdma:rxe0" in results["strict"]["msg"]
+
+
+def test_unknown_device_and_bad_option_fail_with_one_line(results):
+    assert results["unknown"]["failed"] is True
+    assert results["unknown"]["msg"].startswith("unknown device 'nvme9'")
+    assert "\n" not in results["unknown"]["msg"] and "; fix: pick one of" in results["unknown"]["msg"]
+    assert "value of policy must be one of: kernel, switch" in results["bad_policy"]["msg"]
