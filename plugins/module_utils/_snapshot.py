@@ -340,6 +340,9 @@ def open_snapshot(path: str) -> SysRoot:
 def open_root(spec: str) -> SysRoot:
     """The node to read: ``/``, a directory laid out like ``/``, or a snapshot file."""
     if os.path.isdir(spec):
+        if not any(os.path.isdir(os.path.join(spec, top)) for top in ("sys", "proc")):
+            raise P2PError("root %s has neither sys/ nor proc/: it is not a tree laid out like /" % spec,
+                           fix=_NOT_A_SNAPSHOT_FIX)
         return SysRoot(spec)
     if not os.path.exists(spec):
         raise P2PError("root %s does not exist" % spec, fix=_NOT_A_SNAPSHOT_FIX)

@@ -183,3 +183,9 @@ def test_a_missing_root_is_named(tmp_path):
 def test_writing_into_a_missing_directory_names_it(tree, tmp_path):
     with pytest.raises(P2PError, match="directory .*/missing does not exist"):
         write_snapshot(SysRoot(tree.root), str(tmp_path / "missing" / "s.tar.gz"))
+
+
+def test_a_directory_that_is_not_a_node_is_refused(tmp_path):
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(P2PError, match="has neither sys/ nor proc/"):
+        open_root(str(tmp_path))
