@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Time the kernel pipeline: cold build, warm rebuild (ccache), no-op, and the fleet cost.
+
+Runs the same library the kernel_build module runs (plugins/module_utils/_kbuild.py) on a
+Debian linux-source tree with the project's series and fragments:
+
+- cold: an empty ccache and no previous package (the patched tree is prepared first, untimed
+  apart from its own line, since every later build reuses it),
+- warm: ccache kept, the package directory removed: what a config or patch change costs,
+- no-op: the same inputs again: configure, verify, find the package, build nothing.
+
+Fleet cost = one build + N installs. The install time is measured by running the kernel_install
+playbook once against --inventory (a lab node, e.g. ~/.cache/p2pctl/lab/hosts.yml), or taken from
+--install-seconds; installs run in parallel across nodes (Ansible forks), so the fleet line also
+shows the serial bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kernel_tree  # noqa: E402
+
+CONFIGS = os.path.join(REPO, "kernel-src", "configs")
+BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-kernel")
+
+
+def timed_build(tree: _kernel_tree.PreparedTree, args: argparse.Namespace, output_root: str, ccache: str) -> float:
+    start = time.monotonic()
+    result = _kbuild.build_packages(
+        tree,
+        _kbuild.ConfigBase(args.config_base),
+        args.fragments,
+        output_root=output_root,
+        jobs=args.jobs,
+        ccache_dir=ccache,
+    )
+    seconds = time.monotonic() - start
+    print(
+        "  %s: %s, %d package(s), steps %s"
+        % (
+            result.release,
+            "built" if result.changed else "reused",
+            len(result.packages),
+            {step: round(value) for step, value in result.times.items()},
+        )
+    )
+    return seconds
+
+
+def measure_install(inventory: str, package_dir: str) -> float:
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        "-i",
+        inventory,
+        os.path.join(REPO, "playbooks", "kernel_install.yml"),
+        "-e",
+        json.dumps({"kernel_install_package_dir": package_dir}),
+    ]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    start = time.monotonic()
+    subprocess.run(argv, env=env, check=True)
+    return time.monotonic() - start
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--series", default="6.1")
+    parser.add_argument("--config-base", default="tinyconfig", choices=_kbuild.CONFIG_BASES)
+    parser.add_argument(
+        "--fragment",
+        dest="fragments",
+        action="append",
+        default=None,
+        help="default: p2pdma.config and lab.config",
+    )
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--nodes", type=int, default=16, help="fleet size for the fleet cost line")
+    parser.add_argument("--inventory", help="measure one install with the kernel_install playbook on these nodes")
+    parser.add_argument("--install-seconds", type=float, help="install time per node, when not measured")
+    args = parser.parse_args(argv)
+    args.fragments = args.fragments or [os.path.join(CONFIGS, "p2pdma.config"), os.path.join(CONFIGS, "lab.config")]
+
+    start = time.monotonic()
+    tree = _kernel_tree.prepare_tree(
+        os.path.join(REPO, "kernel-src", "patches", args.series),
+        tarball=_kernel_tree.debian_source_tarball(args.series),
+    )
+    print(
+        "source tree %s: %.0f s (%s)" % (tree.path, time.monotonic() - start, "cached" if tree.reused else "extracted")
+    )
+
+    os.makedirs(BENCH_ROOT, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=BENCH_ROOT)
+    try:
+        ccache = os.path.join(work, "ccache")
+        output_root = os.path.join(work, "packages")
+        print("cold build (empty ccache), -j%d:" % args.jobs)
+        cold = timed_build(tree, args, output_root, ccache)
+        shutil.rmtree(output_root)
+        print("warm rebuild (ccache kept, package removed):")
+        warm = timed_build(tree, args, output_root, ccache)
+        print("no-op (same inputs):")
+        noop = timed_build(tree, args, output_root, ccache)
+        (package_dir,) = [os.path.join(output_root, d) for d in os.listdir(output_root)]
+
+        install = args.install_seconds
+        if args.inventory:
+            install = measure_install(args.inventory, package_dir)
+        print()
+        print("cold build     %7.0f s" % cold)
+        print("warm rebuild   %7.0f s  (%.0f%% of cold)" % (warm, 100.0 * warm / cold))
+        print("no-op          %7.0f s" % noop)
+        if install is not None:
+            print("install + boot %7.0f s per node" % install)
+            print(
+                "fleet of %d    %7.0f s with parallel installs, %.0f s one node at a time (one build, %d installs)"
+                % (args.nodes, cold + install, cold + args.nodes * install, args.nodes)
+            )
+        else:
+            print(
+                "fleet of %d    %7.0f s + the install time of one node (give --inventory or --install-seconds)"
+                % (args.nodes, cold)
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
