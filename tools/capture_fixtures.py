@@ -1,0 +1,397 @@
+"""Capture real sysfs fixtures, and the kernel's own P2PDMA answers, from QEMU guests.
+
+For each fixture topology this boots a P2PDMA guest kernel (6.1, tinyconfig +
+kernel-src/configs/p2pdma.config + lab.config, built once and cached) under TCG with a
+busybox initramfs. The guest mounts the host's root read-only over virtio-9p, chroots
+into it with its own /proc, /sys, /dev and configfs mounted over the host's, and runs
+the host's own tools there:
+
+- tools/guest_kernel_answers.py asks the kernel, through nvmet configfs, whether each
+  provider can serve each NVMe namespace (``p2pmem=<BDF>`` then ``enable=1``);
+- ``p2pctl snapshot`` captures exactly what the model reads.
+
+Results land in tests/fixtures/guests/<name>/: snapshot.tar.gz, kernel-answers.json,
+dmesg.txt and qemu-args.txt. tests/unit/test_guest_fixtures.py checks the engine's
+verdicts against those answers. Usage: ``.venv/bin/python tools/capture_fixtures.py
+[NAME ...]`` (all fixtures by default); see docs/fixtures.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils._kconfig import (
+    KconfigTree,
+    merge_fragments,
+    read_config,
+    require_all,
+)
+from p2pctl.lab.cache import cache_root, content_hash
+from p2pctl.lab.proc import require_tool, run, tail
+from p2pctl.lab.topologies import AMD_ZEN_CPU, INTEL_CPU, PRESETS, NvmeDrive, Topology
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "guests"
+KERNEL_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
+CONFIG_FRAGMENTS = (REPO / "kernel-src" / "configs" / "p2pdma.config", REPO / "kernel-src" / "configs" / "lab.config")
+BUSYBOX = Path("/bin/busybox")
+GUEST_MEMORY_MB = 1024
+# A guest that has not powered off by then is stuck; its console log says where.
+GUEST_TIMEOUT_S = 900
+# Slots on pcie.0 for the capture's own virtio-9p devices, clear of every topology's
+# ports; placed explicitly because with a pxb-pcie present QEMU would put them on the
+# expander bus.
+HOSTROOT_SLOT = 0x10
+OUTPUT_SLOT = 0x11
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A topology to capture, plus the host bridges (pxb-pcie) it needs before its ports."""
+
+    topology: Topology
+    covers: str
+    expander_args: Tuple[str, ...] = ()
+
+    def qemu_args(self, drive_paths: Dict[str, str]) -> List[str]:
+        args = self.topology.qemu_args(drive_paths)
+        first_device = args.index("-device")
+        return args[:first_device] + list(self.expander_args) + args[first_device:]
+
+
+def _expander(bus_id: str, bus_nr: int, slot: int) -> Tuple[str, ...]:
+    return ("-device", "pxb-pcie,id=%s,bus_nr=%d,bus=pcie.0,addr=%02x.0" % (bus_id, bus_nr, slot))
+
+
+_EXPANDER_PORTS = (("root", "rp1", "pcie.0", 0x04, 1), ("root", "rp2", "pxb1", 0x00, 2))
+_EXPANDER_DRIVES = (NvmeDrive("cmb0", bus="rp1", cmb_mb=64), NvmeDrive("cmb1", bus="rp2", cmb_mb=64))
+_EXPANDER_DIAGRAM = """\
+pcie.0 (q35 host bridge 8086:29c0)
+ +- rp1 root port -- nvme cmb0 CMB 64 MiB
+ +- pxb-pcie pxb1 (second host bridge, bus 0x80)
+     +- rp2 root port -- nvme cmb1 CMB 64 MiB
+"""
+
+FIXTURES_BY_NAME: Dict[str, Fixture] = {
+    name: Fixture(PRESETS[name], covers)
+    for name, covers in (
+        ("switch", "switch locality (distance 4), a provider on another root port, a drive without CMB"),
+        ("cascade", "a switch below a switch: common upstream bridge two levels up"),
+        ("rootports", "host-bridge paths on a non-whitelisted host bridge with an Intel CPU: refused"),
+        ("epyc", "host-bridge paths with an AMD family 17h CPU: accepted"),
+        ("acs", "ACS redirect set by the guest IOMMU on a root port above a multifunction device"),
+        ("pseudo-cmb", "memory on BAR 4 (PMR) without a CMB: no p2pmem, the kernel refuses it as provider"),
+    )
+}
+FIXTURES_BY_NAME.update(
+    {
+        "multifunction": Fixture(
+            Topology(
+                name="multifunction",
+                summary="a two-function CMB device below one switch port, next to a CMB drive on a sibling port",
+                cpu=INTEL_CPU,
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
+                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(2)),
+                drives=(
+                    NvmeDrive("mf0", bus="sw1d0", function=0, multifunction=True, cmb_mb=32),
+                    NvmeDrive("mf1", bus="sw1d0", function=1, cmb_mb=32),
+                    NvmeDrive("cmb0", bus="sw1d1", cmb_mb=64),
+                ),
+                diagram="""\
+pcie.0 (q35 host bridge)
+ +- rp1 root port
+     +- sw1 switch
+         +- sw1d0 -+- 00.0 nvme mf0 CMB 32 MiB (multifunction)
+         |         +- 00.1 nvme mf1 CMB 32 MiB
+         +- sw1d1 --- nvme cmb0 CMB 64 MiB
+""",
+            ),
+            "functions of one device (distance 2) and the same switch (distance 4), without ACS",
+        ),
+        "uneven": Fixture(
+            Topology(
+                name="uneven",
+                summary="CMB drives at depths 1 and 3 below one switch, and one on a second root port",
+                cpu=INTEL_CPU,
+                ports=(
+                    ("root", "rp1", "pcie.0", 0x04, 1),
+                    ("switch-up", "sw1up", "rp1", 0, 0),
+                    ("switch-down", "sw1d0", "sw1up", 0, 10),
+                    ("switch-down", "sw1d1", "sw1up", 1, 11),
+                    ("switch-up", "sw2up", "sw1d1", 0, 0),
+                    ("switch-down", "sw2d0", "sw2up", 0, 20),
+                    ("switch-up", "sw3up", "sw2d0", 0, 0),
+                    ("switch-down", "sw3d0", "sw3up", 0, 30),
+                    ("root", "rp2", "pcie.0", 0x05, 2),
+                ),
+                drives=(
+                    NvmeDrive("cmb0", bus="sw1d0", cmb_mb=64),
+                    NvmeDrive("deep0", bus="sw3d0", cmb_mb=32),
+                    NvmeDrive("plain0", bus="rp2"),
+                ),
+                diagram="""\
+pcie.0 (q35 host bridge)
+ +- rp1 root port
+ |   +- sw1 switch
+ |       +- sw1d0 -- nvme cmb0 CMB 64 MiB
+ |       +- sw1d1 -- sw2 switch
+ |                    +- sw2d0 -- sw3 switch
+ |                                 +- sw3d0 -- nvme deep0 CMB 32 MiB
+ +- rp2 root port -- nvme plain0
+""",
+            ),
+            "uneven depth: distance counts both sides of the common switch (1 + 5 hops)",
+        ),
+        "expander": Fixture(
+            Topology(
+                name="expander",
+                summary="a CMB drive on the q35 host bridge and one on a pxb-pcie host bridge, Intel CPU",
+                cpu=INTEL_CPU,
+                ports=_EXPANDER_PORTS,
+                drives=_EXPANDER_DRIVES,
+                diagram=_EXPANDER_DIAGRAM,
+            ),
+            "two host bridges, neither whitelisted, Intel CPU: refused",
+            expander_args=_expander("pxb1", 0x80, 0x08),
+        ),
+        "expander-epyc": Fixture(
+            Topology(
+                name="expander-epyc",
+                summary="as expander, with an AMD Zen CPU model",
+                cpu=AMD_ZEN_CPU,
+                ports=_EXPANDER_PORTS,
+                drives=_EXPANDER_DRIVES,
+                diagram=_EXPANDER_DIAGRAM,
+            ),
+            "two host bridges with an AMD family 17h CPU: accepted through the host bridge",
+            expander_args=_expander("pxb1", 0x80, 0x08),
+        ),
+    }
+)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def guest_kernel(jobs: int) -> Path:
+    """The guest bzImage, built once per kernel source and config fragments."""
+    if not KERNEL_SOURCE.exists():
+        raise P2PError("no kernel source at %s" % KERNEL_SOURCE, fix="apt-get install linux-source-6.1")
+    source_hash = _sha256_file(KERNEL_SOURCE)
+    key = content_hash([source_hash.encode(), b"tinyconfig"] + [fragment.read_bytes() for fragment in CONFIG_FRAGMENTS])
+    kernel_dir = cache_root() / "kernels" / key
+    bzimage = kernel_dir / "bzImage"
+    if bzimage.exists():
+        return bzimage
+    tree_name = "linux-source-6.1-%s" % source_hash[:16]
+    source = cache_root() / "src" / tree_name
+    if not (source / "Makefile").exists():
+        unpacking = source.with_name(tree_name + ".unpacking")
+        shutil.rmtree(unpacking, ignore_errors=True)
+        unpacking.mkdir(parents=True)
+        run(
+            ["tar", "xJf", str(KERNEL_SOURCE), "-C", str(unpacking), "--strip-components=1"],
+            "unpacking the kernel source",
+        )
+        unpacking.rename(source)
+    # One build tree per source: ccache and make's own dependency tracking keep rebuilds
+    # after a fragment change short.
+    build = cache_root() / "kernel-build" / tree_name
+    build.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CCACHE_DIR=str(cache_root() / "ccache"))
+    make = ["make", "-C", str(source), "O=%s" % build, "CC=ccache gcc"]
+    print("capture: building the guest kernel in %s (a few minutes)" % build, flush=True)
+    run(make + ["tinyconfig"], "make tinyconfig", env=env)
+    with open(build / ".config", "a") as config:
+        for fragment in CONFIG_FRAGMENTS:
+            config.write(fragment.read_text())
+    run(make + ["olddefconfig"], "make olddefconfig", env=env)
+    require_all(
+        merge_fragments(str(fragment) for fragment in CONFIG_FRAGMENTS),
+        read_config(str(build / ".config")),
+        KconfigTree(str(source)),
+    )
+    run(make + ["-j%d" % jobs, "bzImage"], "building the guest kernel", env=env)
+    kernel_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(build / ".config", kernel_dir / "config")
+    shutil.copy(build / "arch" / "x86" / "boot" / "bzImage", kernel_dir / "bzImage.partial")
+    (kernel_dir / "bzImage.partial").rename(bzimage)
+    return bzimage
+
+
+def init_script(output_dir: Path) -> str:
+    """The guest's /init: mount, chroot into the host's root, ask the kernel, snapshot, power off."""
+    host = "/host"
+    out = host + str(output_dir)
+    python = str(REPO / ".venv" / "bin" / "python")
+    p2pctl = str(REPO / ".venv" / "bin" / "p2pctl")
+    answers = str(REPO / "tools" / "guest_kernel_answers.py")
+    return f"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev {host}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot {host}
+mount -t 9p -o trans=virtio,version=9p2000.L output {out}
+mount -t proc proc {host}/proc
+mount -t sysfs sysfs {host}/sys
+mount -t configfs configfs {host}/sys/kernel/config
+mount -t devtmpfs devtmpfs {host}/dev
+# The host's root is read-only in here: Python's temporary files go to the output share.
+export PYTHONDONTWRITEBYTECODE=1 HOME={output_dir} TMPDIR={output_dir}
+chroot {host} {python} {answers} {output_dir}/kernel-answers.json > {out}/answers.log 2>&1
+echo "answers exit $?" >> {out}/status
+chroot {host} {p2pctl} snapshot -o {output_dir}/snapshot.tar.gz > {out}/snapshot.log 2>&1
+echo "snapshot exit $?" >> {out}/status
+dmesg > {out}/dmesg.txt
+sync
+poweroff -f
+"""
+
+
+def build_initramfs(work: Path, output_dir: Path) -> Path:
+    """A gzip'd newc cpio with static busybox and the capture /init."""
+    tree = work / "initramfs"
+    (tree / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, tree / "bin" / "busybox")
+    init = tree / "init"
+    init.write_text(init_script(output_dir))
+    init.chmod(0o755)
+    names = sorted(str(path.relative_to(tree)) for path in tree.rglob("*"))
+    archive = subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc"],
+        cwd=tree,
+        input=("\n".join(names) + "\n").encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    initramfs = work / "initramfs.cpio.gz"
+    initramfs.write_bytes(gzip.compress(archive))
+    return initramfs
+
+
+def qemu_command(fixture: Fixture, kernel: Path, initramfs: Path, work: Path, output_dir: Path) -> List[str]:
+    drive_paths = {}
+    for drive in fixture.topology.drives:
+        image = work / ("%s.img" % drive.id)
+        with open(image, "wb") as handle:
+            handle.truncate(drive.size_mb << 20)
+        drive_paths[drive.id] = str(image)
+    cmdline = ["console=ttyS0", "panic=-1", "rdinit=/init"] + list(fixture.topology.cmdline)
+    share = "local,id=%s,path=%s,security_model=none,multidevs=remap"
+    return (
+        [require_tool("qemu-system-x86_64"), "-accel", "tcg", "-m", str(GUEST_MEMORY_MB), "-smp", "1"]
+        + fixture.qemu_args(drive_paths)
+        + ["-fsdev", share % ("hostroot", "/") + ",readonly=on"]
+        + ["-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=%02x.0" % HOSTROOT_SLOT]
+        + ["-fsdev", share % ("output", output_dir)]
+        + ["-device", "virtio-9p-pci,fsdev=output,mount_tag=output,bus=pcie.0,addr=%02x.0" % OUTPUT_SLOT]
+        + ["-kernel", str(kernel), "-initrd", str(initramfs), "-append", " ".join(cmdline)]
+        + ["-display", "none", "-serial", "file:%s" % (work / "console.log"), "-no-reboot"]
+    )
+
+
+def _portable_args(argv: Sequence[str], work: Path, output_dir: Path, kernel: Path) -> str:
+    """The QEMU command as run, one argument per line, with this run's temporary paths named."""
+    replacements = ((str(output_dir), "$OUTPUT"), (str(work), "$WORK"), (str(kernel), "$KERNEL"))
+    lines = []
+    for arg in argv:
+        for path, name in replacements:
+            arg = arg.replace(path, name)
+        lines.append(arg)
+    return "\n".join(lines) + "\n"
+
+
+def run_guest(argv: List[str], console: Path) -> None:
+    guest = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    print("capture: QEMU pid %d" % guest.pid, flush=True)
+    try:
+        qemu_output, _ = guest.communicate(timeout=GUEST_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        guest.kill()
+        guest.wait()
+        log = console.read_text(errors="replace") if console.exists() else ""
+        raise P2PError(
+            "the capture guest did not power off within %d s (QEMU pid %d, stopped)" % (GUEST_TIMEOUT_S, guest.pid),
+            fix="see its console: %s" % tail(log, 8),
+        ) from None
+    if guest.returncode != 0:
+        raise P2PError(
+            "QEMU failed (exit %d): %s" % (guest.returncode, tail(qemu_output.decode(errors="replace"), 6)),
+            fix="run the command in qemu-args.txt by hand",
+        )
+
+
+def capture(name: str, kernel: Path) -> Path:
+    fixture = FIXTURES_BY_NAME[name]
+    destination = FIXTURES / name
+    # The output directory must be reachable at the same path from the host and through
+    # the guest's read-only view of the host's root, so it lives in the host's /tmp.
+    with tempfile.TemporaryDirectory(prefix="p2pctl-capture-") as scratch:
+        work = Path(scratch)
+        output_dir = work / "out"
+        output_dir.mkdir()
+        initramfs = build_initramfs(work, output_dir)
+        argv = qemu_command(fixture, kernel, initramfs, work, output_dir)
+        print("capture: %s: booting (%s)" % (name, fixture.topology.summary), flush=True)
+        run_guest(argv, work / "console.log")
+        status = (output_dir / "status").read_text() if (output_dir / "status").exists() else ""
+        if status.split("\n")[:2] != ["answers exit 0", "snapshot exit 0"]:
+            logs = {
+                log: (output_dir / log).read_text(errors="replace")
+                for log in ("answers.log", "snapshot.log")
+                if (output_dir / log).exists()
+            }
+            console = (work / "console.log").read_text(errors="replace")
+            raise P2PError(
+                "the %s guest did not capture everything (%s)"
+                % (name, status.strip().replace("\n", ", ") or "no status"),
+                fix="guest logs: %s; console: %s"
+                % ("; ".join("%s: %s" % (log, tail(text, 4)) for log, text in logs.items()), tail(console, 6)),
+            )
+        destination.mkdir(parents=True, exist_ok=True)
+        for produced in ("snapshot.tar.gz", "kernel-answers.json", "dmesg.txt"):
+            shutil.copy(output_dir / produced, destination / produced)
+        (destination / "qemu-args.txt").write_text(_portable_args(argv, work, output_dir, kernel))
+    return destination
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Capture sysfs fixtures and kernel P2PDMA answers from QEMU guests.")
+    parser.add_argument("names", nargs="*", help="fixtures to capture (default: all): %s" % ", ".join(FIXTURES_BY_NAME))
+    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs for the kernel build")
+    options = parser.parse_args(argv)
+    try:
+        unknown = [name for name in options.names if name not in FIXTURES_BY_NAME]
+        if unknown:
+            raise P2PError(
+                "unknown fixture %s" % ", ".join(unknown), fix="choose from: %s" % ", ".join(FIXTURES_BY_NAME)
+            )
+        kernel = guest_kernel(options.jobs)
+        for name in options.names or list(FIXTURES_BY_NAME):
+            print("capture: %s -> %s" % (name, capture(name, kernel)), flush=True)
+    except P2PError as exc:
+        print("capture_fixtures: error: %s" % exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
