@@ -8,9 +8,12 @@ host_bridge_whitelist() and cpu_supports_p2pdma() did not change; what changes b
 releases is the whitelist table (and, in the lookup, PCI_ANY_ID matching once the
 Google entry needed it) and the command-line parameters that set ACS.
 
-A whitelist entry is listed with the first mainline release that has it. Entries that
-were also marked for stable can turn up in a later stable update of an older series; the
-message for an unlisted host bridge says so rather than guessing a sublevel.
+Each whitelist entry carries the first mainline release that has it (and the stable
+updates known to have gained it), found from the commits in the kernel's history:
+6.1 through 6.12 share one table; mainline added Google SoCs in 7.1 (PCI_ANY_ID
+matching came with it), Intel accelerators in 7.2 (7.1.3 stable), Nvidia Vera Rubin in
+7.3 and Zhaoxin in 7.4. A stable update of an older series may still gain an entry
+later; the message for an unlisted host bridge names the first release that has it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ PCI_VENDOR_ID_ZHAOXIN = 0x1D17
 
 # The oldest series whose p2pdma.c these rules were read from; older kernels use other code.
 OLDEST_COVERED: Version = (6, 1, 0)
-# Newest mainline release the table was read from (the PCI tree ahead of it included).
-NEWEST_KNOWN: Version = (7, 2, 0)
+# Newest mainline release the table covers (the PCI tree's queue for it included).
+NEWEST_KNOWN: Version = (7, 4, 0)
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,26 @@ class WhitelistEntry:
     req_same_host_bridge: bool
     since: Version  # first mainline release with the entry
     what: str
-    stable_backport: bool = False  # commit carried "Cc: stable": older series may gain it
+    commit: str = ""
+    stable: Tuple[Version, ...] = ()  # stable updates of older series that gained it
 
     def matches(self, vendor: int, device: int) -> bool:
         return vendor == self.vendor and (self.device is None or device == self.device)
 
+    def in_release(self, version: Version) -> bool:
+        if version >= self.since:
+            return True
+        return any(version[:2] == fixed[:2] and version[2] >= fixed[2] for fixed in self.stable)
+
     @property
     def ident(self) -> str:
         return "%04x:%s" % (self.vendor, "any" if self.device is None else "%04x" % self.device)
+
+    def first_text(self) -> str:
+        text = version_text(self.since)
+        if self.stable:
+            text += " (and stable %s)" % ", ".join(version_text(v) for v in self.stable)
+        return text
 
     def to_dict(self) -> dict:
         return {
@@ -57,46 +72,60 @@ class WhitelistEntry:
             "device": None if self.device is None else "%04x" % self.device,
             "req_same_host_bridge": self.req_same_host_bridge,
             "since": version_text(self.since),
+            "stable": [version_text(v) for v in self.stable],
             "what": self.what,
+            "commit": self.commit,
         }
 
 
-def _intel(device: int, what: str, since: Version, same: bool = False, stable: bool = False) -> WhitelistEntry:
-    return WhitelistEntry(PCI_VENDOR_ID_INTEL, device, same, since, what, stable)
+# Entries every covered release has (they predate 6.1; their older history is not tracked).
+_BASE: Version = OLDEST_COVERED
+
+
+def _intel(device: int, what: str, same: bool = False) -> WhitelistEntry:
+    return WhitelistEntry(PCI_VENDOR_ID_INTEL, device, same, _BASE, what)
+
+
+def _intel_accel(device: int, what: str) -> WhitelistEntry:
+    """0ba76b19fd4c "Add Intel QAT, DSA, IAA devices to whitelist": 7.2, and 7.1.3 stable."""
+    return WhitelistEntry(PCI_VENDOR_ID_INTEL, device, False, (7, 2, 0), what, "0ba76b19fd4c", ((7, 1, 3),))
 
 
 # In the kernel's order: the lookup stops at the first vendor/device match.
 ALL_ENTRIES: Tuple[WhitelistEntry, ...] = (
-    _intel(0x3C00, "Intel Xeon E5/Core i7", (5, 2, 0), same=True),
-    _intel(0x3C01, "Intel Xeon E5/Core i7", (5, 2, 0), same=True),
-    _intel(0x2F00, "Intel Xeon E7 v3/Xeon E5 v3/Core i7", (5, 2, 0), same=True),
-    _intel(0x2F01, "Intel Xeon E7 v3/Xeon E5 v3/Core i7", (5, 2, 0), same=True),
-    _intel(0x2030, "Intel Skylake-E", (5, 2, 0)),
-    _intel(0x2031, "Intel Skylake-E", (5, 2, 0)),
-    _intel(0x2032, "Intel Skylake-E", (5, 2, 0)),
-    _intel(0x2033, "Intel Skylake-E", (5, 2, 0)),
-    _intel(0x2020, "Intel Skylake-E", (5, 2, 0)),
-    _intel(0x09A2, "Intel Xeon since Ice Lake (3rd Gen Xeon Scalable)", (5, 13, 0)),
-    _intel(0x0B25, "Intel DSA (Sapphire Rapids)", (7, 2, 0), stable=True),
-    _intel(0x0CFE, "Intel IAX (Sapphire Rapids)", (7, 2, 0), stable=True),
-    _intel(0x11FB, "Intel DSA (Granite Rapids-D)", (7, 2, 0), stable=True),
-    _intel(0x1212, "Intel DSA (Diamond Rapids)", (7, 2, 0), stable=True),
-    _intel(0x1216, "Intel IAA (Diamond Rapids)", (7, 2, 0), stable=True),
-    _intel(0x4940, "Intel QAT 4xxx", (7, 2, 0), stable=True),
-    _intel(0x4942, "Intel QAT 401xx", (7, 2, 0), stable=True),
-    _intel(0x4944, "Intel QAT 402xx", (7, 2, 0), stable=True),
-    _intel(0x4946, "Intel QAT 420xx", (7, 2, 0), stable=True),
-    _intel(0x4948, "Intel QAT 6xxx", (7, 2, 0), stable=True),
-    WhitelistEntry(PCI_VENDOR_ID_GOOGLE, None, False, (6, 15, 0), "Google SoCs"),
-    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F95, False, (7, 2, 0), "Nvidia CPUs"),
-    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F96, False, (7, 2, 0), "Nvidia CPUs"),
-    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F97, False, (7, 2, 0), "Nvidia CPUs"),
-    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F98, False, (7, 2, 0), "Nvidia CPUs"),
-    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1003, True, (7, 2, 0), "Zhaoxin KX-6000/KH-40000"),
-    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1005, True, (7, 2, 0), "Zhaoxin KX-6000/KH-40000"),
-    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1006, True, (7, 2, 0), "Zhaoxin KX-6000G"),
-    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1007, True, (7, 2, 0), "Zhaoxin KX-7000"),
-    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1008, False, (7, 2, 0), "Zhaoxin KH-50000"),
+    _intel(0x3C00, "Intel Xeon E5/Core i7", same=True),
+    _intel(0x3C01, "Intel Xeon E5/Core i7", same=True),
+    _intel(0x2F00, "Intel Xeon E7 v3/Xeon E5 v3/Core i7", same=True),
+    _intel(0x2F01, "Intel Xeon E7 v3/Xeon E5 v3/Core i7", same=True),
+    _intel(0x2030, "Intel Skylake-E"),
+    _intel(0x2031, "Intel Skylake-E"),
+    _intel(0x2032, "Intel Skylake-E"),
+    _intel(0x2033, "Intel Skylake-E"),
+    _intel(0x2020, "Intel Skylake-E"),
+    _intel(0x09A2, "Intel Xeon since Ice Lake"),
+    _intel_accel(0x0B25, "Intel DSA (Sapphire Rapids)"),
+    _intel_accel(0x0CFE, "Intel IAX (Sapphire Rapids)"),
+    _intel_accel(0x11FB, "Intel DSA (Granite Rapids-D)"),
+    _intel_accel(0x1212, "Intel DSA (Diamond Rapids)"),
+    _intel_accel(0x1216, "Intel IAA (Diamond Rapids)"),
+    _intel_accel(0x4940, "Intel QAT 4xxx"),
+    _intel_accel(0x4942, "Intel QAT 401xx"),
+    _intel_accel(0x4944, "Intel QAT 402xx"),
+    _intel_accel(0x4946, "Intel QAT 420xx"),
+    _intel_accel(0x4948, "Intel QAT 6xxx"),
+    # 70cf146a674c + 1a1f96e3e2a8 (wildcard device IDs): 7.1.
+    WhitelistEntry(PCI_VENDOR_ID_GOOGLE, None, False, (7, 1, 0), "Google SoCs", "70cf146a674c"),
+    # 894a78088fc3 "Add Nvidia Vera Rubin to whitelist": 7.3.
+    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F95, False, (7, 3, 0), "Nvidia Vera Rubin", "894a78088fc3"),
+    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F96, False, (7, 3, 0), "Nvidia Vera Rubin", "894a78088fc3"),
+    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F97, False, (7, 3, 0), "Nvidia Vera Rubin", "894a78088fc3"),
+    WhitelistEntry(PCI_VENDOR_ID_NVIDIA, 0x2F98, False, (7, 3, 0), "Nvidia Vera Rubin", "894a78088fc3"),
+    # f7c220404700 "Add Zhaoxin host bridges to allowlist": queued after 7.3-rc1, so 7.4.
+    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1003, True, (7, 4, 0), "Zhaoxin KX-6000/KH-40000", "f7c220404700"),
+    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1005, True, (7, 4, 0), "Zhaoxin KX-6000/KH-40000", "f7c220404700"),
+    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1006, True, (7, 4, 0), "Zhaoxin KX-6000G", "f7c220404700"),
+    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1007, True, (7, 4, 0), "Zhaoxin KX-7000", "f7c220404700"),
+    WhitelistEntry(PCI_VENDOR_ID_ZHAOXIN, 0x1008, False, (7, 4, 0), "Zhaoxin KH-50000", "f7c220404700"),
 )
 
 # drivers/pci/pci.c gained "pci=config_acs=" in v6.11 (next to disable_acs_redir).
@@ -132,7 +161,7 @@ class KernelRules:
         # False when the release is older than the sources these rules were read from, or
         # could not be parsed: the verdict still follows 6.1's logic and says so.
         self.covered = covered
-        self.whitelist: Tuple[WhitelistEntry, ...] = tuple(e for e in ALL_ENTRIES if e.since <= version)
+        self.whitelist: Tuple[WhitelistEntry, ...] = tuple(e for e in ALL_ENTRIES if e.in_release(version))
         self.supports_config_acs = version >= CONFIG_ACS_SINCE
         self.has_p2pmem_allocate = version >= P2PMEM_ALLOCATE_SINCE
         self._lookup_cache: Dict[Tuple[int, int], Optional[WhitelistEntry]] = {}
@@ -146,6 +175,14 @@ class KernelRules:
         if version is None:
             # Unknown release: judge by the newest rules known, and say so.
             return cls(release or "unknown", NEWEST_KNOWN, covered=False)
+        return cls(release or version_text(version), version, covered=version >= OLDEST_COVERED)
+
+    @classmethod
+    def for_kernel(cls, release: Optional[str], version: Optional[Version] = None) -> KernelRules:
+        """Rules for a running kernel: its upstream version (Debian's /proc/version has the
+        sublevel that the release 6.1.0-28-amd64 hides) when known, else its release."""
+        if version is None:
+            return cls.for_release(release)
         return cls(release or version_text(version), version, covered=version >= OLDEST_COVERED)
 
     @property

@@ -491,6 +491,7 @@ class Node:
         self.unknown_pos: Dict[str, Tuple[int, ...]] = {}
         self.host_bridge_devices: Dict[str, Optional[str]] = {}
         self.root_bus_first: Dict[str, Optional[str]] = {}
+        self.host_bridge_of: Dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "Node(%r, %d functions)" % (self.root.root, len(self.functions))
@@ -510,6 +511,7 @@ class Node:
                     pf.virtfns.append(bdf)
         for bdf in self.functions:
             self._chain_of(bdf)
+        self.host_bridge_of = {bdf: fn.host_bridge for bdf, fn in self.functions.items()}
         self._find_host_bridge_devices()
 
     def _chain_of(self, bdf: str) -> Tuple[str, ...]:
@@ -1064,7 +1066,7 @@ class _Reader:
             )
         self.node.kernel = KernelInfo(
             release=release,
-            version=_kernel_version(release, version_string),
+            version=_kernel_version(release, version_string, self.text("/proc/version_signature")),
             cmdline=cmdline,
             config=config,
             config_source=source,
@@ -1173,9 +1175,20 @@ def _arch_from_config(config: Dict[str, str]) -> Optional[str]:
     return None
 
 
-def _kernel_version(release: Optional[str], version_string: Optional[str]) -> Optional[Tuple[int, int, int]]:
-    """The upstream version: Debian's ABI release 6.1.0-28 hides the sublevel /proc/version has."""
-    match = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", version_string or "")
+def _kernel_version(
+    release: Optional[str], version_string: Optional[str], signature: Optional[str] = None
+) -> Optional[Tuple[int, int, int]]:
+    """The upstream version: distribution releases (6.1.0-28-amd64) hide the sublevel.
+
+    Debian puts it after the build number in /proc/version ("#1 SMP ... Debian 6.1.119-1");
+    the compiler's own "(Debian 12.2.0-14)" comes earlier and must not be taken for it.
+    Ubuntu ends /proc/version_signature with it ("... 6.8.12").
+    """
+    build = (version_string or "").partition("#")[2]
+    match = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", build)
+    if match:
+        return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)\s*$", signature or "")
     if match:
         return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
     match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", release or "")

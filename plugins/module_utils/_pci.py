@@ -382,10 +382,16 @@ class ConfigSpace:
             return None
         if self.port_type in ("rciep", "rc_event_collector"):
             return LinkInfo()
+        # pcie_get_speed_cap(): the Supported Link Speeds vector of LNKCAP2 when non-zero.
+        max_code = lnkcap & 0xF
+        lnkcap2 = self._u32(pos + 0x2C) or 0
+        vector = (lnkcap2 >> 1) & 0x7F
+        if vector:
+            max_code = vector.bit_length()
         return LinkInfo(
             current_speed=LINK_SPEEDS_GTS.get(lnksta & 0xF),
             current_width=((lnksta >> 4) & 0x3F) or None,
-            max_speed=LINK_SPEEDS_GTS.get(lnkcap & 0xF),
+            max_speed=LINK_SPEEDS_GTS.get(max_code),
             max_width=((lnkcap >> 4) & 0x3F) or None,
         )
 

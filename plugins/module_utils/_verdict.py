@@ -23,12 +23,11 @@ as in the kernel; :func:`publication` reports it separately.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import (
     KernelRules,
-    version_text,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
 
@@ -44,7 +43,12 @@ _ACS_LIST_BUF = 128
 
 
 class PairVerdict:
-    """The kernel's decision for one provider/client pair."""
+    """The kernel's decision for one provider/client pair.
+
+    The decision (map type, distance, common upstream bridge, ACS devices) is computed
+    eagerly; the explanation (reason, fix, path, kernel log lines, kernel parameters)
+    on first use, so that all-pairs runs stay cheap.
+    """
 
     __slots__ = (
         "provider",
@@ -54,13 +58,10 @@ class PairVerdict:
         "common_upstream",
         "acs_redirect",
         "acs_unknown",
-        "reason",
-        "fix",
-        "path",
         "client_name",
         "hops",
-        "kernel_log",
-        "kernel_params",
+        "_engine",
+        "_texts",
     )
 
     def __init__(
@@ -71,14 +72,15 @@ class PairVerdict:
         distance: int,
         common_upstream: Optional[str],
         acs_redirect: List[str],
-        reason: str,
-        fix: Optional[str],
-        path: List[str],
+        reason: Optional[str] = None,
+        fix: Optional[str] = None,
+        path: Optional[List[str]] = None,
         acs_unknown: Optional[List[str]] = None,
         client_name: Optional[str] = None,
         hops: Optional[int] = None,
         kernel_log: Optional[List[str]] = None,
         kernel_params: Optional[List[str]] = None,
+        engine: Optional[_Engine] = None,
     ) -> None:
         self.provider = provider
         self.client = client
@@ -87,14 +89,41 @@ class PairVerdict:
         self.common_upstream = common_upstream
         self.acs_redirect = acs_redirect
         self.acs_unknown = acs_unknown or []
-        self.reason = reason
-        self.fix = fix
-        self.path = path
         self.client_name = client_name
         # The kernel's dist even when the pair is not supported (distance is then -1).
         self.hops = distance if hops is None else hops
-        self.kernel_log = kernel_log or []
-        self.kernel_params = kernel_params or []
+        self._engine = engine
+        self._texts: Optional[_Texts] = None
+        if engine is None:
+            self._texts = _Texts(reason or "", fix, path or [], kernel_log or [], kernel_params or [])
+
+    def _explained(self) -> _Texts:
+        if self._texts is None:
+            assert self._engine is not None
+            self._texts = self._engine.explain(self)
+        return self._texts
+
+    @property
+    def reason(self) -> str:
+        return self._explained().reason
+
+    @property
+    def fix(self) -> Optional[str]:
+        return self._explained().fix
+
+    @property
+    def path(self) -> List[str]:
+        return self._explained().path
+
+    @property
+    def kernel_log(self) -> List[str]:
+        """The lines the kernel logs for this pair when asked verbosely (nvmet does)."""
+        return self._explained().kernel_log
+
+    @property
+    def kernel_params(self) -> List[str]:
+        """Boot parameters that would clear the ACS redirect on this path (preferred first)."""
+        return self._explained().kernel_params
 
     @property
     def supported(self) -> bool:
@@ -126,26 +155,84 @@ class PairVerdict:
         }
 
 
+class _Texts:
+    __slots__ = ("reason", "fix", "path", "kernel_log", "kernel_params")
+
+    def __init__(
+        self, reason: str, fix: Optional[str], path: List[str], kernel_log: List[str], kernel_params: List[str]
+    ) -> None:
+        self.reason = reason
+        self.fix = fix
+        self.path = path
+        self.kernel_log = kernel_log
+        self.kernel_params = kernel_params
+
+
 class Verdict:
-    """pci_p2pdma_distance_many() for one provider and its clients."""
+    """pci_p2pdma_distance_many() for one provider and its clients.
 
-    __slots__ = ("provider", "clients", "supported", "distance", "reason")
+    ``supported`` and ``distance`` are computed at once; the per-client
+    :class:`PairVerdict` objects are built when ``clients`` is first read.
+    """
 
-    def __init__(self, provider: str, clients: List[PairVerdict], reason: Optional[str] = None) -> None:
+    __slots__ = ("provider", "supported", "distance", "_clients", "_pending", "_engine", "_reason")
+
+    def __init__(
+        self,
+        provider: str,
+        clients: Optional[List[PairVerdict]] = None,
+        reason: Optional[str] = None,
+        pending: Optional[List[Union[_Decision, PairVerdict]]] = None,
+        engine: Optional[_Engine] = None,
+    ) -> None:
         self.provider = provider
-        self.clients = clients
-        self.supported = bool(clients) and all(c.supported for c in clients)
-        self.distance = sum(c.distance for c in clients) if self.supported else -1
-        self.reason = reason or (
-            "no clients: pci_p2pdma_distance_many() returns -1" if not clients else _summary(clients, self.supported)
-        )
+        self._clients = clients
+        self._pending = pending
+        self._engine = engine
+        self._reason = reason
+        entries: Sequence[Union[_Decision, PairVerdict]] = clients if clients is not None else (pending or [])
+        total = 0
+        supported = bool(entries)
+        for entry in entries:
+            if isinstance(entry, tuple):
+                map_type, distance = entry[1], entry[2]
+            else:
+                map_type, distance = entry.map_type, entry.distance
+            if map_type == MapType.NOT_SUPPORTED:
+                supported = False
+                break
+            total += distance
+        self.supported = supported
+        self.distance = total if supported else -1
+
+    @property
+    def clients(self) -> List[PairVerdict]:
+        if self._clients is None:
+            engine = self._engine
+            assert engine is not None
+            self._clients = [
+                entry if isinstance(entry, PairVerdict) else engine.verdict(self.provider, entry)
+                for entry in self._pending or []
+            ]
+            self._pending = None
+        return self._clients
+
+    @property
+    def reason(self) -> str:
+        if self._reason is None:
+            clients = self.clients
+            if clients:
+                self._reason = _summary(clients, self.supported)
+            else:
+                self._reason = "no clients: pci_p2pdma_distance_many() returns -1"
+        return self._reason
 
     @property
     def certain(self) -> bool:
         return all(c.certain for c in self.clients)
 
     def __repr__(self) -> str:
-        return "Verdict(%s, %d clients, distance %d)" % (self.provider, len(self.clients), self.distance)
+        return "Verdict(%s, distance %d)" % (self.provider, self.distance)
 
     def to_dict(self) -> dict:
         return {
@@ -168,6 +255,40 @@ def _summary(clients: List[PairVerdict], supported: bool) -> str:
 # --------------------------------------------------------------------------------------
 # The engine
 # --------------------------------------------------------------------------------------
+# (client, map_type, distance, common upstream, ACS-redirecting devices, ACS-unknown devices, kernel dist)
+_Decision = Tuple[str, str, int, Optional[str], Tuple[str, ...], Tuple[str, ...], int]
+_NONE: Tuple[str, ...] = ()
+
+
+class _ProviderWalk:
+    """A provider's side of the walk, prepared once for all its clients."""
+
+    __slots__ = (
+        "provider",
+        "chain",
+        "index",
+        "top",
+        "length",
+        "redirect_pos",
+        "unknown_pos",
+        "host_bridge",
+        "host_ok",
+        "decisions",
+    )
+
+    def __init__(self, node: Node, provider: str) -> None:
+        self.provider = provider
+        self.chain = node.chains[provider]
+        self.index = node.chain_pos[provider]
+        self.top = self.chain[-1]
+        self.length = len(self.chain)
+        self.redirect_pos = node.redirect_pos[provider]
+        self.unknown_pos = node.unknown_pos[provider]
+        self.host_bridge = node.functions[provider].host_bridge
+        self.host_ok: Dict[str, bool] = {}  # client's host bridge -> host-bridge path allowed
+        self.decisions: Dict[str, _Decision] = {}  # client -> decision, computed once
+
+
 class _Engine:
     """Pair verdicts for one node and one kernel release, cached per pair."""
 
@@ -176,8 +297,8 @@ class _Engine:
         self.rules = rules
         kernel = node.kernel
         self.cpu_ok = rules.cpu_supports_p2pdma(kernel.arch, kernel.cpu_vendor, kernel.cpu_family)
-        self.cache: Dict[Tuple[str, str], PairVerdict] = {}
         self.host_ok: Dict[Tuple[str, str], bool] = {}
+        self.walks: Dict[str, _ProviderWalk] = {}
 
     # -- the kernel's two questions ---------------------------------------------------------
     def host_bridge_whitelisted(self, host_a: str, host_b: str) -> bool:
@@ -203,93 +324,135 @@ class _Engine:
         return not (entry.req_same_host_bridge and not same_host_bridge)
 
     def pair(self, provider: str, client: str, client_name: Optional[str] = None) -> PairVerdict:
-        key = (provider, client)
-        cached = self.cache.get(key)
-        if cached is not None:
-            if client_name and cached.client_name != client_name:
-                return _renamed(cached, client_name)
-            return cached
-        verdict = self._calc(provider, client)
-        self.cache[key] = verdict
+        decision = self.decide(self._provider(provider), client)
+        verdict = self.verdict(provider, decision)
         if client_name:
-            return _renamed(verdict, client_name)
+            verdict.client_name = client_name
         return verdict
 
-    def _calc(self, provider: str, client: str) -> PairVerdict:
-        node = self.node
-        p_chain = node.chains[provider]
-        c_pos = node.chain_pos[client]
-        ancestor_index = -1
-        client_index = -1
-        for index, member in enumerate(p_chain):
-            found = c_pos.get(member)
-            if found is not None:
-                ancestor_index = index
-                client_index = found
-                break
-
-        p_redirect = node.redirect_pos[provider]
-        c_redirect = node.redirect_pos[client]
-        p_unknown = node.unknown_pos[provider]
-        c_unknown = node.unknown_pos[client]
-        c_chain = node.chains[client]
-
-        if ancestor_index < 0:
-            hops = len(p_chain) + len(c_chain)
-            return self._through_host_bridge(provider, client, hops, None, [], [], p_chain, c_chain)
-
-        hops = ancestor_index + client_index
-        redirect = [p_chain[i] for i in p_redirect if i <= ancestor_index]
-        redirect += [c_chain[i] for i in c_redirect if i < client_index]
-        unknown = [p_chain[i] for i in p_unknown if i <= ancestor_index]
-        unknown += [c_chain[i] for i in c_unknown if i < client_index]
-        ancestor = p_chain[ancestor_index]
-        path = list(p_chain[: ancestor_index + 1]) + list(reversed(c_chain[:client_index]))
-        if not redirect:
-            return self._bus_addr(provider, client, hops, ancestor, unknown, path)
-        return self._through_host_bridge(provider, client, hops, ancestor, redirect, unknown, p_chain, c_chain, path)
-
-    # -- outcomes ----------------------------------------------------------------------------
-    def _bus_addr(
-        self, provider: str, client: str, hops: int, ancestor: str, unknown: List[str], path: List[str]
-    ) -> PairVerdict:
-        if provider == client:
-            reason = "provider and client are the same function: distance 0, bus addresses"
-        else:
-            reason = "%s and %s share upstream bridge %s%s; no ACS redirect on the path: the switch routes the " \
-                "transfer directly (distance %d)" % (provider, client, ancestor, self._describe(ancestor), hops)
-        fix = None
-        if unknown:
-            reason += "; ACS of %s could not be read, so this assumes no redirect there" % ", ".join(unknown)
-            fix = "run as root so that ACS of %s can be read (non-root sees 64 bytes of config space)" % ", ".join(
-                unknown
-            )
+    def verdict(self, provider: str, decision: _Decision) -> PairVerdict:
+        client, map_type, distance, ancestor, redirect, unknown, hops = decision
         return PairVerdict(
-            provider=provider,
-            client=client,
-            map_type=MapType.BUS_ADDR,
-            distance=hops,
-            common_upstream=ancestor,
-            acs_redirect=[],
-            reason=reason,
-            fix=fix,
-            path=path,
-            acs_unknown=unknown,
+            provider,
+            client,
+            map_type,
+            distance,
+            ancestor,
+            list(redirect),
+            acs_unknown=list(unknown),
+            hops=hops,
+            engine=self,
         )
 
-    def _through_host_bridge(
-        self,
-        provider: str,
-        client: str,
-        hops: int,
-        ancestor: Optional[str],
-        redirect: List[str],
-        unknown: List[str],
-        p_chain: Sequence[str],
-        c_chain: Sequence[str],
-        path: Optional[List[str]] = None,
-    ) -> PairVerdict:
+    def _provider(self, provider: str) -> _ProviderWalk:
+        walk = self.walks.get(provider)
+        if walk is None:
+            walk = _ProviderWalk(self.node, provider)
+            self.walks[provider] = walk
+        return walk
+
+    def decide(self, walk: _ProviderWalk, client: str) -> _Decision:
+        """calc_map_type_and_dist(): the decision only; explain() adds the words.
+
+        The kernel walks up from the provider and looks for each bridge in the client's
+        chain. Both chains end at a device on a root bus and merge once they meet, so the
+        first common bridge is also the first one met walking up from the client, and two
+        chains with different top devices never meet.
+        """
+        decision = walk.decisions.get(client)
+        if decision is not None:
+            return decision
         node = self.node
+        c_chain = node.chains[client]
+        if c_chain[-1] != walk.top:
+            # The provider's walk ends without meeting the client: acs_redirects stays false.
+            c_host = node.host_bridge_of[client]
+            supported = walk.host_ok.get(c_host)
+            if supported is None:
+                supported = self.cpu_ok or self.host_bridge_whitelisted(walk.host_bridge, c_host)
+                walk.host_ok[c_host] = supported
+            hops = walk.length + len(c_chain)
+            if supported:
+                decision = (client, MapType.THRU_HOST_BRIDGE, hops, None, _NONE, _NONE, hops)
+            else:
+                decision = (client, MapType.NOT_SUPPORTED, -1, None, _NONE, _NONE, hops)
+            walk.decisions[client] = decision
+            return decision
+        p_index = walk.index
+        client_index = 0
+        ancestor_index = None
+        for member in c_chain:
+            ancestor_index = p_index.get(member)
+            if ancestor_index is not None:
+                break
+            client_index += 1
+        assert ancestor_index is not None
+        hops = ancestor_index + client_index
+        p_chain = walk.chain
+        redirect = [p_chain[i] for i in walk.redirect_pos if i <= ancestor_index]
+        c_redirect = node.redirect_pos[client]
+        if c_redirect:
+            redirect += [c_chain[i] for i in c_redirect if i < client_index]
+        unknown: List[str] = []
+        c_unknown = node.unknown_pos[client]
+        if walk.unknown_pos or c_unknown:
+            unknown = [p_chain[i] for i in walk.unknown_pos if i <= ancestor_index]
+            unknown += [c_chain[i] for i in c_unknown if i < client_index]
+        ancestor = p_chain[ancestor_index]
+        if not redirect:
+            decision = (client, MapType.BUS_ADDR, hops, ancestor, _NONE, tuple(unknown), hops)
+        else:
+            functions = node.functions
+            supported = self.cpu_ok or self.host_bridge_whitelisted(
+                functions[walk.provider].host_bridge, functions[client].host_bridge
+            )
+            decision = (
+                client,
+                MapType.THRU_HOST_BRIDGE if supported else MapType.NOT_SUPPORTED,
+                hops if supported else -1,
+                ancestor,
+                tuple(redirect),
+                tuple(unknown),
+                hops,
+            )
+        walk.decisions[client] = decision
+        return decision
+
+    # -- explanations ------------------------------------------------------------------------
+    def explain(self, verdict: PairVerdict) -> _Texts:
+        node = self.node
+        provider = verdict.provider
+        client = verdict.client
+        assert client is not None
+        p_chain = node.chains[provider]
+        c_chain = node.chains[client]
+        ancestor = verdict.common_upstream
+        unknown = verdict.acs_unknown
+        if verdict.map_type == MapType.BUS_ADDR:
+            assert ancestor is not None
+            path = list(p_chain[: p_chain.index(ancestor) + 1]) + list(reversed(c_chain[: c_chain.index(ancestor)]))
+            if provider == client:
+                reason = "provider and client are the same function: distance 0, bus addresses"
+            else:
+                reason = "%s and %s share upstream bridge %s%s; no ACS redirect on the path: the transfer turns " \
+                    "there without reaching the host bridge (distance %d)" % (
+                        provider, client, ancestor, self._describe(ancestor), verdict.hops)
+            fix = None
+            if unknown:
+                reason += "; ACS of %s could not be read, so this assumes no redirect there" % ", ".join(unknown)
+                fix = "run as root so that ACS of %s can be read (non-root sees 64 bytes of config space)" % (
+                    ", ".join(unknown))
+            return _Texts(reason, fix, path, [], [])
+        return self._explain_host_bridge(verdict, p_chain, c_chain)
+
+    def _explain_host_bridge(self, verdict: PairVerdict, p_chain: Sequence[str], c_chain: Sequence[str]) -> _Texts:
+        node = self.node
+        provider = verdict.provider
+        client = verdict.client or ""
+        ancestor = verdict.common_upstream
+        redirect = verdict.acs_redirect
+        unknown = verdict.acs_unknown
+        supported = verdict.supported
         p_fn = node.functions[provider]
         c_fn = node.functions[client]
         acs_redirects = bool(redirect)
@@ -300,11 +463,14 @@ class _Engine:
                 "%s: to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=%s"
                 % (client, _kernel_acs_list(redirect))
             )
-        if path is None:
-            path = list(p_chain) + [p_fn.host_bridge] + ([c_fn.host_bridge] if c_fn.host_bridge != p_fn.host_bridge
-                                                         else []) + list(reversed(c_chain))
-        supported = self.cpu_ok or self.host_bridge_whitelisted(p_fn.host_bridge, c_fn.host_bridge)
-        if not supported and not self.cpu_ok and acs_redirects:
+        if ancestor is None:
+            path = list(p_chain) + [p_fn.host_bridge]
+            if c_fn.host_bridge != p_fn.host_bridge:
+                path.append(c_fn.host_bridge)
+            path += list(reversed(c_chain))
+        else:
+            path = list(p_chain[: p_chain.index(ancestor) + 1]) + list(reversed(c_chain[: c_chain.index(ancestor)]))
+        if not supported and acs_redirects:
             # __host_bridge_whitelist() warns (warn = acs_redirects) for an unlisted device.
             for host in _hosts_checked(p_fn.host_bridge, c_fn.host_bridge, self):
                 root = node.host_bridge_device(host)
@@ -319,9 +485,8 @@ class _Engine:
         if ancestor is None:
             route = "%s and %s share no upstream bridge (%s)" % (provider, client, self._where(p_fn, c_fn))
         else:
-            route = "ACS redirect is set on %s (%s), so the transfer between %s and %s goes up through the host " \
+            route = "ACS redirect is set on %s, so the transfer between %s and %s goes up through the host " \
                 "bridge instead of turning at %s%s" % (
-                    ", ".join(redirect),
                     "; ".join(self._acs_text(b) for b in redirect),
                     provider,
                     client,
@@ -338,8 +503,8 @@ class _Engine:
             params = list(self.rules.acs_kernel_params(tuple(redirect)))
             merged = self._merge_existing(redirect)
             fixes.append(
-                "boot with %s%s (quote it in GRUB: the ';' separates devices) so that %s and %s use the path below "
-                "%s%s" % (
+                "boot with %s%s (quote it in GRUB: ';' separates the devices) so that %s and %s meet at %s "
+                "without the host bridge%s" % (
                     merged,
                     (" or, on this kernel, %s" % params[1]) if len(params) > 1 else "",
                     provider,
@@ -355,21 +520,7 @@ class _Engine:
             fixes.append("%s: %s" % (self._placement_fix(p_fn, c_fn), self._whitelist_fix(p_fn, c_fn)))
         if unknown:
             fixes.append("run as root so that ACS of %s can be read" % ", ".join(unknown))
-        return PairVerdict(
-            provider=provider,
-            client=client,
-            map_type=MapType.THRU_HOST_BRIDGE if supported else MapType.NOT_SUPPORTED,
-            distance=hops if supported else -1,
-            common_upstream=ancestor,
-            acs_redirect=list(redirect),
-            reason=reason,
-            fix="; ".join(fixes) if fixes else None,
-            path=path,
-            acs_unknown=unknown,
-            hops=hops,
-            kernel_log=log,
-            kernel_params=params,
-        )
+        return _Texts(reason, "; ".join(fixes) if fixes else None, path, log, params)
 
     # -- texts -------------------------------------------------------------------------------
     def _describe(self, bdf: str) -> str:
@@ -387,7 +538,7 @@ class _Engine:
     def _acs_text(self, bdf: str) -> str:
         fn = self.node.functions[bdf]
         flags = fn.acs.redirect_flags if fn.acs else []
-        return "%s%s ACS Control %s" % (bdf, self._describe(bdf), "|".join(flags))
+        return "%s%s has %s in ACS Control" % (bdf, self._describe(bdf), "|".join(flags))
 
     def _where(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
         if p_fn.host_bridge != c_fn.host_bridge:
@@ -460,10 +611,7 @@ class _Engine:
             later = self.rules.first_whitelisted(root.vendor or 0, root.device or 0)
             text = "host bridge %s (%s) is not whitelisted in kernel %s" % (root.ident, root.bdf, self.rules.release)
             if later is not None:
-                text += " (first whitelisted in %s%s: use that kernel or newer)" % (
-                    version_text(later.since),
-                    ", also marked for stable updates" if later.stable_backport else "",
-                )
+                text += " (first whitelisted in %s: use that kernel or newer)" % later.first_text()
             notes.append(text)
         if notes:
             return "; ".join(notes) + ", and the CPU is not AMD Zen, so the path through the host bridge is refused"
@@ -506,25 +654,6 @@ class _Engine:
         return ""
 
 
-def _renamed(verdict: PairVerdict, client_name: str) -> PairVerdict:
-    return PairVerdict(
-        provider=verdict.provider,
-        client=verdict.client,
-        map_type=verdict.map_type,
-        distance=verdict.distance,
-        common_upstream=verdict.common_upstream,
-        acs_redirect=verdict.acs_redirect,
-        reason=verdict.reason,
-        fix=verdict.fix,
-        path=verdict.path,
-        acs_unknown=verdict.acs_unknown,
-        client_name=client_name,
-        hops=verdict.hops,
-        kernel_log=verdict.kernel_log,
-        kernel_params=verdict.kernel_params,
-    )
-
-
 def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:
     """The host bridges host_bridge_whitelist() looks at (it stops at the first failure)."""
     if host_a == host_b:
@@ -554,7 +683,7 @@ def _kernel_acs_list(devices: Iterable[str]) -> str:
 def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
     """The (cached) engine for a node and a release; verdicts are cached inside it."""
     if rules is None:
-        rules = KernelRules.for_release(node.kernel.release)
+        rules = KernelRules.for_kernel(node.kernel.release, node.kernel.version)
     cache = node.__dict__.setdefault("_verdict_engines", {})
     key = (rules.release, rules.version)
     engine = cache.get(key)
@@ -594,18 +723,22 @@ def distance_many(
     engine = engine_for(node, rules)
     provider_bdf = provider if provider in node.functions else node.resolve(provider)
     functions = node.functions
-    pair = engine.pair
-    results: List[PairVerdict] = []
+    walk = engine._provider(provider_bdf)
+    decisions = walk.decisions
+    decide = engine.decide
+    pending: List[Union[_Decision, PairVerdict]] = []
+    append = pending.append
     for name in clients:
         if name in functions:
-            results.append(pair(provider_bdf, name))
+            decision = decisions.get(name)
+            append(decision if decision is not None else decide(walk, name))
             continue
         client, _ = _client(node, name)
         if client is None:
-            results.append(_not_pci(node, provider_bdf, name))
+            append(_not_pci(node, provider_bdf, name))
         else:
-            results.append(pair(provider_bdf, client, name))
-    return Verdict(provider_bdf, results)
+            append(engine.pair(provider_bdf, client, name))
+    return Verdict(provider_bdf, pending=pending, engine=engine)
 
 
 def _not_pci(node: Node, provider: str, name: str) -> PairVerdict:

@@ -502,6 +502,21 @@ class SysfsTree:
         ]
         return Switch(up=up, internal_bus=up.secondary_bus or 0, down=down)
 
+    def downstream_port(
+        self,
+        switch: Switch,
+        ids: Tuple[int, int] = QEMU_SWITCH_DOWN,
+        acs_ctrl: Optional[int] = None,
+        link: Tuple[int, int] = (4, 16),
+    ) -> Function:
+        """One more downstream port on ``switch``. Bus numbers go depth-first as in Linux, so
+        add a port after everything below the previous ports (e.g. a cascaded switch)."""
+        port = self.bridge(
+            switch.up, "switch_downstream", ids, slot=len(switch.down), acs_ctrl=acs_ctrl, link=link
+        )
+        switch.down.append(port)
+        return port
+
     def endpoint(
         self,
         parent: Union[Function, str],
@@ -746,6 +761,33 @@ class SysfsTree:
         for fn in self.order:
             if fn.parent is None and fn.physfn is None:
                 walk(fn)
+        # Linux numbers buses depth-first; a bridge added to an earlier port after later
+        # ports got their buses would make ranges overlap, which lspci and the kernel reject.
+        ranges = sorted(
+            (fn.host.name, fn.secondary_bus, fn.subordinate_bus or 0, fn.bdf)
+            for fn in self.order
+            if fn.secondary_bus is not None
+        )
+        open_ranges: List[Tuple[str, int, int, str]] = []
+        for entry in ranges:
+            host, low, _high, bdf = entry
+            while open_ranges and (open_ranges[-1][0] != host or open_ranges[-1][2] < low):
+                open_ranges.pop()
+            if open_ranges and not self._below(bdf, open_ranges[-1][3]):
+                outer = open_ranges[-1]
+                raise ValueError(
+                    "bus ranges of %s [%02x-%02x] and %s overlap: add devices depth-first"
+                    % (outer[3], outer[1], outer[2], bdf)
+                )
+            open_ranges.append(entry)
+
+    def _below(self, bdf: str, ancestor: str) -> bool:
+        fn: Optional[Function] = self.functions[bdf]
+        while fn is not None:
+            if fn.bdf == ancestor:
+                return True
+            fn = fn.parent
+        return False
 
     def write(self) -> None:
         """Write every function not written yet; rewrite bridges whose bus range changed."""
