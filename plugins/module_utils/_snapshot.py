@@ -32,7 +32,6 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_
 
 MANIFEST_NAME = "p2pctl-snapshot.json"
 SNAPSHOT_FORMAT = 1
-_MAX_SYMLINK_HOPS = 40
 _NOT_A_SNAPSHOT_FIX = "give a directory laid out like / or a file written by 'p2pctl snapshot -o FILE.tar.gz'"
 
 
@@ -43,7 +42,6 @@ class _Entry:
     kind: str  # "dir", "file" or "link"
     data: bytes = b""
     target: str = ""
-    mode: int = 0o644
 
 
 @dataclass
@@ -57,7 +55,7 @@ class SnapshotManifest:
     taken_at: str
     as_root: bool
     unreadable: List[str]
-    listed_only: int  # entries kept only so that directory listings read the same (empty files)
+    listed_only: int  # directories and symlinks kept only so that directory listings read the same
 
     def to_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -82,60 +80,39 @@ def _relative_target(link_path: str, target: str) -> str:
     return posixpath.relpath(posixpath.normpath(target), posixpath.dirname(link_path))
 
 
-def _collect(root: SysRoot, path: str, entries: Dict[str, _Entry], unreadable: List[str]) -> None:
-    """Add ``path`` and everything needed to reach it (parents, symlinks on the way)."""
-    parts = [p for p in posixpath.normpath("/" + path.lstrip("/")).split("/") if p]
-    resolved = "/"
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            resolved = posixpath.dirname(resolved)
-            continue
-        candidate = posixpath.join(resolved, part)
-        host = root.host_path(candidate)
-        try:
-            info = os.lstat(host)
-        except OSError:
-            return  # the model asked whether it exists; it does not
-        if stat.S_ISLNK(info.st_mode):
-            target = os.readlink(host)
-            entries.setdefault(candidate, _Entry("link", target=_relative_target(candidate, target)))
-            hops += 1
-            if hops > _MAX_SYMLINK_HOPS:
-                return
-            if target.startswith("/"):
-                resolved = "/"
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-        elif stat.S_ISDIR(info.st_mode):
-            entries.setdefault(candidate, _Entry("dir", mode=0o755))
-            resolved = candidate
-        elif stat.S_ISREG(info.st_mode):
-            if parts:
-                return  # a file used as a directory: nothing below it exists
-            if candidate not in entries:
-                entries[candidate] = _Entry("file", data=_read_whole(host, candidate, unreadable))
-            return
-        else:
-            return  # device nodes, fifos and sockets are never model input
+def _entry_of(root: SysRoot, path: str, unreadable: List[str]) -> Optional[_Entry]:
+    """The member for node path ``path``, None when it does not exist or is not model input."""
+    host = root.host_path(path)
+    try:
+        info = os.lstat(host)
+    except OSError:
+        return None  # the model asked whether it exists; it does not
+    if stat.S_ISLNK(info.st_mode):
+        return _Entry("link", target=_relative_target(path, os.readlink(host)))
+    if stat.S_ISDIR(info.st_mode):
+        return _Entry("dir")
+    if stat.S_ISREG(info.st_mode):
+        return _Entry("file", data=_read_whole(host, path, unreadable))
+    return None  # device nodes, fifos and sockets
 
 
-def _add_listings(root: SysRoot, entries: Dict[str, _Entry], looked_into: Set[str]) -> int:
-    """Keep every entry of the directories the model looked into, so listings read the same.
+def _add_listings(root: SysRoot, entries: Dict[str, _Entry], looked_into: Set[str], unreadable: List[str]) -> int:
+    """Keep the subdirectories and symlinks of the directories the model looked into.
 
-    The model lists directories (a device's attributes, a dm device's slaves) and uses
-    names it never opens; those entries are stored without content: symlinks as they
-    are, directories empty, files empty. Reading every sysfs attribute could have side
-    effects or block, and the model did not read them. Returns how many were added.
+    The model uses some names from a listing without opening them (a dm device's
+    slaves, the IOMMU groups, the class devices it then resolves); those are
+    directories and symlinks, kept as they are (directories empty). Regular files in
+    a listing that the model needs it also reads, so the ones it did not read are left
+    out: a PCI device directory holds dozens of attributes, and a large node's snapshot
+    would be mostly empty files. Returns how many entries were added.
     """
     added = 0
     for path in sorted(looked_into):
         entry = entries.get(path)
         if entry is None or entry.kind != "dir":
             continue
-        host = root.host_path(path)
         try:
-            names = os.listdir(host)
+            names = os.listdir(root.host_path(path))
         except OSError:
             continue
         for name in names:
@@ -143,18 +120,14 @@ def _add_listings(root: SysRoot, entries: Dict[str, _Entry], looked_into: Set[st
             if child in entries:
                 continue
             try:
-                info = os.lstat(os.path.join(host, name))
+                mode = os.lstat(root.host_path(child)).st_mode
             except OSError:
                 continue
-            if stat.S_ISLNK(info.st_mode):
-                entries[child] = _Entry("link", target=_relative_target(child, os.readlink(os.path.join(host, name))))
-            elif stat.S_ISDIR(info.st_mode):
-                entries[child] = _Entry("dir")
-            elif stat.S_ISREG(info.st_mode):
-                entries[child] = _Entry("file")
-            else:
-                continue
-            added += 1
+            if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+                entry = _entry_of(root, child, unreadable)
+                if entry is not None:
+                    entries[child] = entry
+                    added += 1
     return added
 
 
@@ -204,13 +177,18 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     recording = SysRoot(root.root, record=True)
     node = read_node(recording)
     assert recording.touched is not None
+    # Resolving every touched path inside the root passes through each directory and
+    # symlink on the way and ends at the real file: those are the members.
+    walker = SysRoot(root.root, record=True)
+    looked_into = {walker.realpath(path) for path in recording.touched}
+    assert walker.touched is not None
     entries: Dict[str, _Entry] = {}
     unreadable: List[str] = []
-    for path in sorted(recording.touched):
-        _collect(recording, path, entries, unreadable)
-    plain = SysRoot(root.root)
-    looked_into = {plain.realpath(path) for path in recording.touched}
-    listed_only = _add_listings(plain, entries, looked_into)
+    for path in sorted(walker.touched):
+        entry = _entry_of(walker, path, unreadable)
+        if entry is not None:
+            entries[path] = entry
+    listed_only = _add_listings(walker, entries, looked_into, unreadable)
     entries.pop("/", None)
     manifest = SnapshotManifest(
         format=SNAPSHOT_FORMAT,
@@ -291,14 +269,23 @@ def _checked_members(tar: tarfile.TarFile, path: str) -> Tuple[List[tarfile.TarI
 
 
 def _unpack(tar: tarfile.TarFile, members: List[tarfile.TarInfo], into: str) -> None:
+    # A large node has tens of thousands of members: remember the directories made
+    # rather than asking the filesystem again for every member's parent.
+    made = {into}
+
+    def make_dir(path: str) -> None:
+        if path not in made:
+            os.makedirs(path, exist_ok=True)
+            made.add(path)
+
     for member in members:
         if member.name == MANIFEST_NAME:
             continue
         dest = os.path.join(into, posixpath.normpath(member.name))
         if member.isdir():
-            os.makedirs(dest, exist_ok=True)
+            make_dir(dest)
             continue
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        make_dir(os.path.dirname(dest))
         if member.issym():
             os.symlink(member.linkname, dest)
             continue
