@@ -158,3 +158,9 @@ def test_qemu_builds_the_machine_of_every_preset(preset: str, tmp_path: Path) ->
     assert node.is_running()
     node._kill()
     assert not node.is_running()
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_the_lab_docs_show_every_preset_diagram(preset: str) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "lab.md").read_text()
+    assert get_topology(preset).diagram in docs

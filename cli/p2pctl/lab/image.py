@@ -214,7 +214,9 @@ def guest_config_files(spec: ImageSpec) -> Dict[str, str]:
         # update-grub probes the root device; on the build host that is a loop device,
         # in the guest a virtio disk. A label is right in both places, also for the kernels
         # the kernel role installs later.
-        "etc/default/grub.d/p2plab.cfg": "\n".join(
+        # Numbered, so that later snippets (the node's topology arguments, the kernel
+        # role's) are read after it and can extend it.
+        "etc/default/grub.d/10-p2plab.cfg": "\n".join(
             [
                 "GRUB_TIMEOUT=1",
                 'GRUB_CMDLINE_LINUX_DEFAULT=""',
@@ -246,5 +248,5 @@ def _check_grub_root(grub_cfg: Path) -> None:
     if "root=LABEL=%s" % ROOT_LABEL not in text:
         raise P2PError(
             "update-grub in the lab image did not boot the root filesystem by its label (%s)" % grub_cfg,
-            fix="check etc/default/grub.d/p2plab.cfg in the image against the installed GRUB's 10_linux",
+            fix="check etc/default/grub.d/10-p2plab.cfg in the image against the installed GRUB's 10_linux",
         )

@@ -9,6 +9,7 @@ the QEMU of this node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -284,6 +285,13 @@ class LabNode:
         self.run(["tee", "/etc/default/grub.d/60-p2plab-topology.cfg"], input_text=snippet)
         self.run(["update-grub"])
         self.reboot(ssh_timeout)
+        booted = self.run(["cat", "/proc/cmdline"]).split()
+        missing = [arg for arg in topology.cmdline if arg not in booted]
+        if missing:
+            raise P2PError(
+                "lab node %r rebooted without %s on its kernel command line" % (self.name, " ".join(missing)),
+                fix="see /etc/default/grub.d/ and /boot/grub/grub.cfg in the guest (p2pctl lab ssh %s)" % self.name,
+            )
 
     def reboot(self, timeout: float = SSH_TIMEOUT) -> None:
         """Reboot the guest from inside and wait until a new boot answers SSH."""
@@ -330,7 +338,8 @@ class LabNode:
             self.pidfile.unlink(missing_ok=True)
             return False
         log("%s: powering off (QEMU pid %d)" % (self.name, pid))
-        if not self._qmp_powerdown() or not _wait_exit(pid, SHUTDOWN_TIMEOUT):
+        self._request_poweroff()
+        if not _wait_exit(pid, SHUTDOWN_TIMEOUT):
             self._kill()
         self.pidfile.unlink(missing_ok=True)
         return True
@@ -350,6 +359,22 @@ class LabNode:
         if not _wait_exit(pid, 10):
             os.kill(pid, signal.SIGKILL)
             _wait_exit(pid, 10)
+
+    def _request_poweroff(self) -> None:
+        """Ask the guest to shut down cleanly: by systemd over SSH, and by the ACPI power button.
+
+        Both, because the minimal image has no logind to act on the button, and SSH may be down.
+        """
+        # The session ends with the guest, so its exit status says nothing.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                self.ssh_argv(["systemctl", "poweroff"], connect_timeout=5),
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+        self._qmp_powerdown()
 
     def _qmp_powerdown(self) -> bool:
         """Ask QEMU for an ACPI power button press, so the guest shuts its filesystems down cleanly."""

@@ -1,0 +1,93 @@
+"""Boot each topology preset once and check the PCI tree the guest sees against the preset.
+
+These boot real lab nodes (QEMU TCG, Debian's stock kernel), about a minute each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from p2pctl.lab.fleet import Lab
+from p2pctl.lab.node import LabNode
+from p2pctl.lab.topologies import PORT_MODELS, PRESETS, Topology, get_topology
+
+pytestmark = pytest.mark.lab
+
+NIC_ID = "8086:10d3"  # QEMU's e1000e
+GUEST_PROBE = (Path(__file__).parent / "guest_pci.py").read_text()
+MIB = 1024 * 1024
+
+Guest = Tuple[Topology, LabNode, Dict[str, Dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", params=sorted(PRESETS))
+def guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
+    lab = Lab()
+    name = "test-%s" % request.param
+    node = lab.up(name, topology=request.param, log=print)
+    try:
+        yield get_topology(request.param), node, json.loads(node.run(["python3", "-"], input_text=GUEST_PROBE))
+    finally:
+        lab.destroy(name)
+
+
+def by_serial(devices: Dict[str, Dict[str, Any]], serial: str) -> Tuple[str, Dict[str, Any]]:
+    matches = [(bdf, device) for bdf, device in devices.items() if device["nvme_serial"] == serial]
+    assert len(matches) == 1, "NVMe controller with serial %s: found %d" % (serial, len(matches))
+    return matches[0]
+
+
+def test_every_device_sits_below_the_ports_the_preset_gives_it(guest: Guest) -> None:
+    topology, _node, devices = guest
+    placed: List[Tuple[str, List[Tuple[str, str]]]] = [
+        (by_serial(devices, drive.id)[0], topology.ports_above(drive.bus)) for drive in topology.drives
+    ]
+    nics = [bdf for bdf, device in devices.items() if device["id"] == NIC_ID]
+    assert len(nics) == (1 if topology.nic_bus else 0)
+    if topology.nic_bus:
+        placed.append((nics[0], topology.ports_above(topology.nic_bus)))
+    port_bdfs: Dict[str, str] = {}
+    for bdf, ports in placed:
+        bridges = devices[bdf]["above"]
+        assert [devices[bridge]["id"] for bridge in bridges] == [PORT_MODELS[kind][1] for kind, _ in ports], bdf
+        for (_kind, port_id), bridge in zip(ports, bridges):
+            assert port_bdfs.setdefault(port_id, bridge) == bridge, "port %s seen at two addresses" % port_id
+    # Distinct ports of the preset are distinct bridges in the guest: the trees are the same shape.
+    assert len(set(port_bdfs.values())) == len(port_bdfs)
+
+
+def test_cmb_and_pmr_memory_is_on_the_bars_the_preset_sizes(guest: Guest) -> None:
+    topology, _node, devices = guest
+    for drive in topology.drives:
+        bars = by_serial(devices, drive.id)[1]["bars"]
+        # QEMU's NVMe model: registers on BAR 0, CMB on BAR 2, PMR on BAR 4.
+        assert bars.get("2") == (drive.cmb_mb * MIB if drive.cmb_mb else None), drive.id
+        assert bars.get("4") == (drive.pmr_mb * MIB if drive.pmr_mb else None), drive.id
+
+
+def test_acs_redirect_is_set_exactly_where_the_preset_asks(guest: Guest) -> None:
+    topology, node, devices = guest
+    root_ports = sorted({by_serial(devices, drive.id)[1]["above"][0] for drive in topology.drives})
+    for root_port in root_ports:
+        acs_control = re.search(r"ACSCtl:(.*)", node.run(["lspci", "-vvv", "-s", root_port]))
+        assert acs_control, "root port %s has no ACS capability" % root_port
+        redirect = {flag: "%s+" % flag in acs_control.group(1) for flag in ("ReqRedir", "CmpltRedir")}
+        assert redirect == {"ReqRedir": topology.iommu, "CmpltRedir": topology.iommu}, root_port
+
+
+def test_the_guest_cpu_is_the_presets_vendor(guest: Guest) -> None:
+    topology, node, _devices = guest
+    vendor = re.search(r"vendor_id\s*:\s*(\S+)", node.run(["cat", "/proc/cpuinfo"]))
+    assert vendor
+    assert vendor.group(1) == ("AuthenticAMD" if topology.cpu == "EPYC" else "GenuineIntel")
+
+
+def test_the_stock_debian_kernel_has_no_p2pdma(guest: Guest) -> None:
+    _topology, node, _devices = guest
+    release = node.run(["uname", "-r"]).strip()
+    assert "# CONFIG_PCI_P2PDMA is not set" in node.run(["cat", "/boot/config-%s" % release])
