@@ -46,13 +46,6 @@ options:
     type: str
     choices: [kernel, switch]
     default: kernel
-  root:
-    description:
-      - The tree to read, laid out like C(/).
-      - A directory (C(/) on a live node, or a copy of a node's C(/sys) and C(/proc)), or a snapshot file written by
-        C(p2pctl snapshot -o FILE.tar.gz).
-    type: path
-    default: /
   fail_on:
     description:
       - C(fail) fails the task when any check reports FAIL.
@@ -60,11 +53,8 @@ options:
     type: str
     choices: [warn, fail]
     default: fail
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - p2pdma.storage.node_root
 notes:
   - Run with C(become=true); ACS state needs root, and without it the task warns about unreadable config space.
   - Check ids and what each one means are listed in the collection's docs/checks.md.

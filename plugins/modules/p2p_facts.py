@@ -21,19 +21,9 @@ description:
   - Nothing is changed on the node.
 author:
   - p2pdma.storage developers
-options:
-  root:
-    description:
-      - The tree to read, laid out like C(/).
-      - A directory (C(/) on a live node, or a copy of a node's C(/sys) and C(/proc)), or a snapshot file written by
-        C(p2pctl snapshot -o FILE.tar.gz).
-    type: path
-    default: /
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+options: {}
+extends_documentation_fragment:
+  - p2pdma.storage.node_root
 notes:
   - Run with C(become=true); ACS state is unknown to unprivileged readers.
 seealso:

@@ -15,39 +15,11 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._checks import (
     worst_status,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import (
-    CMBSZ_RDS,
-    CMBSZ_SQS,
-    CMBSZ_WDS,
-    Cmb,
-    read_node,
-)
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, Cmb, read_node
+from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, switch_node
 from tests.support.sysfs_tree import SysfsTree
 
 SZU_1M = 2 << 8
-CMB_16M = Cmb(cmbsz=(16 << 12) | SZU_1M | CMBSZ_WDS | CMBSZ_RDS | CMBSZ_SQS, cmbloc=0x2)
-FULL_CONFIG = {
-    "CONFIG_PCI_P2PDMA": "y",
-    "CONFIG_ZONE_DEVICE": "y",
-    "CONFIG_BLK_DEV_NVME": "m",
-    "CONFIG_CONFIGFS_FS": "y",
-    "CONFIG_NVME_TARGET": "m",
-    "CONFIG_NVME_TARGET_RDMA": "m",
-    "CONFIG_INFINIBAND": "m",
-    "CONFIG_X86_64": "y",
-}
-PUBLISHED = (CMB_16M.size_bytes, CMB_16M.size_bytes, True)
-
-
-def _switch_node(tmp_path, name="node", **tree_args):
-    """nvme0 (CMB, published), nvme1 and mlx5_0 behind one switch; nvme2 on a second root port."""
-    tree = SysfsTree(tmp_path / name, **{"config": FULL_CONFIG, **tree_args})
-    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=3)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED)
-    tree.nvme(sw.down[1])
-    tree.rdma_nic(sw.down[2])
-    tree.nvme(tree.root_port("00:02.0", acs_ctrl=0))
-    return tree
 
 
 def _checks(tree: SysfsTree, providers: Optional[List[str]] = None, clients: Optional[List[str]] = None,
@@ -56,46 +28,46 @@ def _checks(tree: SysfsTree, providers: Optional[List[str]] = None, clients: Opt
 
 
 def test_a_good_switch_node_passes_everything(tmp_path):
-    results = _checks(_switch_node(tmp_path), ["nvme0"], ["mlx5_0", "nvme1n1"], "switch")
+    results = _checks(switch_node(tmp_path / "node"), ["nvme0"], ["mlx5_0", "nvme1n1"], "switch")
     assert {r.id: r.status for r in results.values() if r.status != PASS} == {}
     assert results["locality:0000:03:00.0"].evidence["verdict"]["distance"] == 8
 
 
 def test_kernel_without_p2pdma_fails_and_names_the_role(tmp_path):
-    config = dict(FULL_CONFIG, CONFIG_PCI_P2PDMA="n")
-    result = _checks(_switch_node(tmp_path, config=config))["kernel-p2pdma"]
+    config = dict(NVMET_READY_CONFIG, CONFIG_PCI_P2PDMA="n")
+    result = _checks(switch_node(tmp_path / "node", config=config))["kernel-p2pdma"]
     assert result.status == FAIL
     assert "p2pdma.storage.kernel_build" in (result.fix or "")
     assert result.evidence == {"/boot/config-6.1.0-28-amd64": "CONFIG_PCI_P2PDMA=is not set"}
 
 
 def test_missing_nvmet_symbols_are_listed(tmp_path):
-    config = {k: v for k, v in FULL_CONFIG.items() if k not in ("CONFIG_NVME_TARGET_RDMA", "CONFIG_CONFIGFS_FS")}
-    result = _checks(_switch_node(tmp_path, config=config))["kernel-nvmet"]
+    config = {k: v for k, v in NVMET_READY_CONFIG.items() if k not in ("CONFIG_NVME_TARGET_RDMA", "CONFIG_CONFIGFS_FS")}
+    result = _checks(switch_node(tmp_path / "node", config=config))["kernel-nvmet"]
     assert result.status == FAIL
     assert "set CONFIG_CONFIGFS_FS=m, CONFIG_NVME_TARGET_RDMA=m;" in (result.fix or "")
 
 
 def test_an_unknown_kernel_config_is_a_warning(tmp_path):
-    results = _checks(_switch_node(tmp_path, config_source="none"))
+    results = _checks(switch_node(tmp_path / "node", config_source="none"))
     assert results["kernel-p2pdma"].status == WARN
     assert "CONFIG_IKCONFIG_PROC" in (results["kernel-p2pdma"].fix or "")
 
 
 @pytest.mark.parametrize("arch, status", [("x86_64", PASS), ("aarch64", WARN), ("s390x", FAIL)])
 def test_architecture(tmp_path, arch, status):
-    assert _checks(_switch_node(tmp_path, arch=arch))["arch"].status == status
+    assert _checks(switch_node(tmp_path / "node", arch=arch))["arch"].status == status
 
 
 def test_iommu_in_use_warns_that_acs_redirect_is_on(tmp_path):
-    result = _checks(_switch_node(tmp_path, iommu=True))["iommu"]
+    result = _checks(switch_node(tmp_path / "node", iommu=True))["iommu"]
     assert result.status == WARN
     assert "pci=disable_acs_redir=" in (result.fix or "")
     assert result.evidence["iommu"]
 
 
 def test_cmb_without_wds_is_registered_but_not_published(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     cmb = Cmb(cmbsz=(16 << 12) | SZU_1M | CMBSZ_RDS, cmbloc=0x2)
     tree.nvme(tree.root_port("00:01.0"), cmb=cmb, p2pmem=(cmb.size_bytes, cmb.size_bytes, False))
     result = _checks(tree, ["nvme0"])["provider:0000:01:00.0"]
@@ -105,31 +77,31 @@ def test_cmb_without_wds_is_registered_but_not_published(tmp_path):
 
 
 def test_a_provider_without_cmb_fails_when_asked_for(tmp_path):
-    result = _checks(_switch_node(tmp_path), ["nvme1"])["provider:0000:04:00.0"]
+    result = _checks(switch_node(tmp_path / "node"), ["nvme1"])["provider:0000:04:00.0"]
     assert result.status == FAIL
     assert "has no CMB" in result.why
 
 
 def test_submission_queues_in_the_cmb_warn_unless_turned_off(tmp_path):
     in_use = (CMB_16M.size_bytes, CMB_16M.size_bytes - 65536, True)
-    tree = SysfsTree(tmp_path / "a", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "a", config=NVMET_READY_CONFIG)
     tree.nvme(tree.root_port("00:01.0"), cmb=CMB_16M, p2pmem=in_use)
     result = _checks(tree)["provider:0000:01:00.0"]
     assert result.status == WARN and result.fix == "add nvme.use_cmb_sqes=0 to the kernel command line"
 
-    tree = SysfsTree(tmp_path / "b", config=FULL_CONFIG, cmdline="root=/dev/vda1 nvme.use_cmb_sqes=0")
+    tree = SysfsTree(tmp_path / "b", config=NVMET_READY_CONFIG, cmdline="root=/dev/vda1 nvme.use_cmb_sqes=0")
     tree.nvme(tree.root_port("00:01.0"), cmb=CMB_16M, p2pmem=in_use)
     assert _checks(tree)["provider:0000:01:00.0"].status == PASS
 
 
 def test_no_provider_on_the_node_fails(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     tree.nvme(tree.root_port("00:01.0"))
     assert _checks(tree)["providers"].status == FAIL
 
 
 def test_switch_policy_refuses_what_the_kernel_maps_through_the_host_bridge(tmp_path):
-    tree = _switch_node(tmp_path, cpu=("AuthenticAMD", 0x19))
+    tree = switch_node(tmp_path / "node", cpu=("AuthenticAMD", 0x19))
     kernel = _checks(tree, ["nvme0"], ["nvme2"], "kernel")["locality:0000:03:00.0"]
     switch = _checks(tree, ["nvme0"], ["nvme2"], "switch")["locality:0000:03:00.0"]
     assert kernel.status == PASS
@@ -138,16 +110,16 @@ def test_switch_policy_refuses_what_the_kernel_maps_through_the_host_bridge(tmp_
 
 
 def test_an_unreachable_client_fails_locality_with_the_kernels_fix(tmp_path):
-    result = _checks(_switch_node(tmp_path), clients=["nvme2n1"])["locality"]
+    result = _checks(switch_node(tmp_path / "node"), clients=["nvme2n1"])["locality"]
     assert result.status == FAIL
     assert "no published provider can serve nvme2n1" in result.why
     assert "move 0000:06:00.0 behind switch 0000:01:00.0" in (result.fix or "")
 
 
 def test_acs_redirect_on_the_path_names_the_boot_parameter(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2, acs_ctrl=0x0C)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
     tree.rdma_nic(sw.down[1])
     result = _checks(tree, ["nvme0"], ["mlx5_0"])["locality:0000:03:00.0"]
     assert result.status == FAIL
@@ -155,10 +127,10 @@ def test_acs_redirect_on_the_path_names_the_boot_parameter(tmp_path):
 
 
 def test_competing_providers_warn_unless_one_is_named(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=3)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED)
-    tree.nvme(sw.down[1], cmb=CMB_16M, p2pmem=PUBLISHED)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
+    tree.nvme(sw.down[1], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
     tree.rdma_nic(sw.down[2])
     compete = _checks(tree, clients=["mlx5_0"])["providers-compete"]
     assert compete.status == WARN
@@ -168,7 +140,7 @@ def test_competing_providers_warn_unless_one_is_named(tmp_path):
 
 
 def test_a_passthrough_device_in_a_p2p_peers_iommu_group_warns(tmp_path):
-    tree = _switch_node(tmp_path, iommu=True)
+    tree = switch_node(tmp_path / "node", iommu=True)
     gpu = tree.endpoint(tree.root_port("00:03.0", acs_ctrl=0), driver="vfio-pci")
     nic = tree.functions["0000:05:00.0"]
     gpu.iommu_group = nic.iommu_group
@@ -178,7 +150,7 @@ def test_a_passthrough_device_in_a_p2p_peers_iommu_group_warns(tmp_path):
 
 
 def test_software_rdma_warns_and_fails_as_a_client(tmp_path):
-    tree = _switch_node(tmp_path)
+    tree = switch_node(tmp_path / "node")
     tree.rxe("rxe0", netdev="eth0")
     tree.siw("siw0", netdev="eth0")
     results = _checks(tree, clients=["rxe0", "mlx5_0"])
@@ -198,7 +170,7 @@ def test_software_rdma_warns_and_fails_as_a_client(tmp_path):
     ],
 )
 def test_namespaces_that_cannot_do_p2p_fail(tmp_path, build, client, because):
-    tree = _switch_node(tmp_path)
+    tree = switch_node(tmp_path / "node")
     build(tree)
     result = _checks(tree, clients=[client])["namespace:%s" % client]
     assert result.status == FAIL
@@ -206,9 +178,9 @@ def test_namespaces_that_cannot_do_p2p_fail(tmp_path, build, client, because):
 
 
 def test_multipath_heads_fail_as_clients_and_warn_on_the_node(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED)
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
     tree.nvme(sw.down[1], multipath=True, subsystem=1)
     results = _checks(tree, clients=["nvme1n1"])
     assert results["namespace:nvme1n1"].status == FAIL
@@ -218,8 +190,8 @@ def test_multipath_heads_fail_as_clients_and_warn_on_the_node(tmp_path):
 
 
 def test_unreadable_config_space_warns_naming_the_file(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=FULL_CONFIG)
-    tree.nvme(tree.root_port("00:01.0", config_bytes=64), cmb=CMB_16M, p2pmem=PUBLISHED)
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
+    tree.nvme(tree.root_port("00:01.0", config_bytes=64), cmb=CMB_16M, p2pmem=PUBLISHED_16M)
     result = _checks(tree)["config-space"]
     assert result.status == WARN
     assert "/sys/bus/pci/devices/0000:00:01.0/config" in result.why
@@ -235,7 +207,7 @@ def test_unreadable_config_space_warns_naming_the_file(tmp_path):
     ],
 )
 def test_bad_input_raises_before_judging(tmp_path, kwargs, message):
-    node = read_node(_switch_node(tmp_path).sysroot())
+    node = read_node(switch_node(tmp_path / "node").sysroot())
     with pytest.raises(P2PError, match=message):
         run_checks(node, **kwargs)
 

@@ -10,10 +10,9 @@ from typing import List
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb
+from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, switch_node
 from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
 
-CMB_16M = Cmb(cmbsz=0x1_0000 | (2 << 8) | 0x1F, cmbloc=0x2)
 P2PCTL = os.path.join(os.path.dirname(sys.executable), "p2pctl")
 
 
@@ -24,14 +23,8 @@ def p2pctl(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def node_dir(tmp_path_factory) -> str:
-    """nvme0 (CMB, published) + nvme1 + mlx5_0 behind a switch; nvme2 on another root port, ACS on at 00:03.0."""
-    tree = SysfsTree(tmp_path_factory.mktemp("cli") / "node")
-    rp = tree.root_port("00:01.0", acs_ctrl=0)
-    sw = tree.switch(rp, downstream=3)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
-    tree.nvme(sw.down[1])
-    tree.rdma_nic(sw.down[2])
-    tree.nvme(tree.root_port("00:02.0"))
+    """The switch node, plus two functions of one device below a root port with ACS redirect on, and rxe0."""
+    tree = switch_node(tmp_path_factory.mktemp("cli") / "node")
     acs_port = tree.root_port("00:03.0", acs_ctrl=ACS_RR | ACS_CR)
     tree.multifunction(acs_port, 2, driver="nvme")
     tree.rxe(netdev="eth0")
@@ -107,10 +100,7 @@ def test_check_json_records_and_exit_code_for_fail(node_dir):
 
 
 def test_check_exit_code_for_warn_only(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=_full_config())
-    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
-    tree.rdma_nic(sw.down[1])
+    tree = switch_node(tmp_path / "node")
     tree.rxe(name="rxe0", netdev="eth1")
     result = p2pctl("check", "--root", tree.root, "--client", "mlx5_0")
     assert result.returncode == 3, result.stdout
@@ -118,10 +108,7 @@ def test_check_exit_code_for_warn_only(tmp_path):
 
 
 def test_check_exit_code_when_all_pass(tmp_path):
-    tree = SysfsTree(tmp_path / "node", config=_full_config())
-    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
-    tree.rdma_nic(sw.down[1])
+    tree = switch_node(tmp_path / "node")
     result = p2pctl("check", "--root", tree.root, "--provider", "nvme0", "--client", "mlx5_0", "--policy", "switch")
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1].endswith("0 WARN, 0 FAIL")
@@ -162,8 +149,10 @@ def test_a_root_that_is_a_plain_file_is_refused(tmp_path):
 
 
 def test_a_tar_that_is_not_a_snapshot_is_refused(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("not a node\n")
     other = tmp_path / "other.tar.gz"
-    subprocess.run(["tar", "czf", str(other), "-C", str(tmp_path), "."], check=True)
+    subprocess.run(["tar", "czf", str(other), "-C", str(tmp_path / "data"), "."], check=True)
     _assert_one_line_error(p2pctl("check", "--root", str(other)), "is a tar archive but not a p2pctl snapshot")
 
 
@@ -173,9 +162,9 @@ def test_a_missing_root_is_refused(tmp_path):
 
 def test_unreadable_config_space_is_a_warning_naming_the_file(tmp_path):
     # What a non-root user sees: 64 bytes of config space, so ACS is unknown.
-    tree = SysfsTree(tmp_path / "node", config=_full_config())
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     sw = tree.switch(tree.root_port("00:01.0", config_bytes=64), downstream=2)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
+    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
     tree.rdma_nic(sw.down[1])
     result = p2pctl("check", "--root", tree.root, "--json")
     assert result.returncode == 3
@@ -194,16 +183,3 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, message: str) ->
     assert lines[0].startswith("p2pctl: error: ")
     assert message in lines[0]
     assert "; fix: " in lines[0]
-
-
-def _full_config() -> dict:
-    return {
-        "CONFIG_PCI_P2PDMA": "y",
-        "CONFIG_ZONE_DEVICE": "y",
-        "CONFIG_BLK_DEV_NVME": "m",
-        "CONFIG_CONFIGFS_FS": "y",
-        "CONFIG_NVME_TARGET": "m",
-        "CONFIG_NVME_TARGET_RDMA": "m",
-        "CONFIG_INFINIBAND": "m",
-        "CONFIG_X86_64": "y",
-    }

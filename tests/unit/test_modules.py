@@ -10,12 +10,10 @@ import textwrap
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, CMBSZ_WDS, Cmb
-from tests.support.sysfs_tree import SysfsTree
+from tests.support.nodes import CMB_16M, switch_node
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-CMB_16M = Cmb(cmbsz=(16 << 12) | (2 << 8) | CMBSZ_WDS | CMBSZ_RDS, cmbloc=0x2)
 
 PLAYBOOK = """
 - hosts: localhost
@@ -82,15 +80,7 @@ PLAYBOOK = """
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     base = tmp_path_factory.mktemp("modules")
-    tree = SysfsTree(base / "node", config={
-        "CONFIG_PCI_P2PDMA": "y", "CONFIG_ZONE_DEVICE": "y", "CONFIG_BLK_DEV_NVME": "m", "CONFIG_CONFIGFS_FS": "y",
-        "CONFIG_NVME_TARGET": "m", "CONFIG_NVME_TARGET_RDMA": "m", "CONFIG_INFINIBAND": "m", "CONFIG_X86_64": "y",
-    })
-    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=3)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
-    tree.nvme(sw.down[1])
-    tree.rdma_nic(sw.down[2])
-    tree.nvme(tree.root_port("00:02.0", acs_ctrl=0))
+    tree = switch_node(base / "node")
     tree.rxe("rxe0", netdev="eth0")
     playbook = base / "check.yml"
     playbook.write_text(textwrap.dedent(PLAYBOOK))

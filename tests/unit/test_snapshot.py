@@ -12,16 +12,15 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import (
     MANIFEST_NAME,
     open_root,
     open_snapshot,
     write_snapshot,
 )
+from tests.support.nodes import switch_node
 from tests.support.sysfs_tree import SysfsTree
-
-CMB_16M = Cmb(cmbsz=0x1_0000 | (2 << 8) | 0x1F, cmbloc=0x2)
 
 
 def _node_dict(root: SysRoot) -> dict:
@@ -32,14 +31,8 @@ def _node_dict(root: SysRoot) -> dict:
 
 @pytest.fixture
 def tree(tmp_path):
-    """A switch with a CMB drive, a plain drive, an RDMA NIC; a drive on another root port; rxe; a dm device."""
-    tree = SysfsTree(tmp_path / "node", config_source="proc")
-    rp = tree.root_port("00:01.0", acs_ctrl=0)
-    sw = tree.switch(rp, downstream=3)
-    tree.nvme(sw.down[0], cmb=CMB_16M, p2pmem=(CMB_16M.size_bytes, CMB_16M.size_bytes, True))
-    tree.nvme(sw.down[1])
-    tree.rdma_nic(sw.down[2])
-    tree.nvme(tree.root_port("00:02.0"))
+    """The switch node with its config in /proc/config.gz (binary), plus rxe0 and a dm device."""
+    tree = switch_node(tmp_path / "node", config_source="proc")
     tree.rxe(netdev="eth0")
     tree.block("dm-0", slaves=["nvme1n1"])
     tree.write()
