@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node
 from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils._render import human_bytes
 from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, Verdict, distance_many
 
 PASS = "PASS"
@@ -61,13 +62,6 @@ class CheckResult:
 
 def worst_status(results: Iterable[CheckResult]) -> str:
     return max((r.status for r in results), key=_SEVERITY.__getitem__, default=PASS)
-
-
-def _size(value: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= size:
-            return "%.4g %s" % (value / size, unit)
-    return "%d bytes" % value
 
 
 def _fn_path(bdf: str, leaf: str) -> str:
@@ -242,19 +236,20 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
         evidence[_fn_path(bdf, "p2pmem")] = "absent"
         return CheckResult(check_id, failing, why, fix, evidence)
     mem = fn.p2pmem
+    size, free = human_bytes(mem.size), human_bytes(mem.available)
     evidence[_fn_path(bdf, "p2pmem/size")] = mem.size
     evidence[_fn_path(bdf, "p2pmem/available")] = mem.available
     evidence[_fn_path(bdf, "p2pmem/published")] = int(mem.published)
     if not mem.published:
         why = "%s%s registered %s of p2pmem but did not publish it: pci_p2pmem_find_many() and nvmet's p2pmem=1 " \
-            "skip it" % (bdf, names, _size(mem.size))
+            "skip it" % (bdf, names, size)
         if cmb_reason:
             why += "; %s" % cmb_reason
         return CheckResult(check_id, failing, why, "use a controller whose CMBSZ sets both WDS and RDS", evidence)
     if mem.size == 0 or mem.available == 0:
         return CheckResult(
             check_id, failing,
-            "%s%s publishes p2pmem but %s of %s is free" % (bdf, names, _size(mem.available), _size(mem.size)),
+            "%s%s publishes p2pmem but %s of %s is free" % (bdf, names, free, size),
             "free the p2pmem (disable the nvmet namespaces using it) or pick another provider"
             + ("; %s" % sqs_note if sqs_note else ""),
             evidence,
@@ -262,13 +257,13 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
     if mem.available < mem.size and sqs_note:
         return CheckResult(
             check_id, WARN,
-            "%s%s publishes %s of p2pmem, %s free: %s" % (bdf, names, _size(mem.size), _size(mem.available), sqs_note),
+            "%s%s publishes %s of p2pmem, %s free: %s" % (bdf, names, size, free, sqs_note),
             "add nvme.use_cmb_sqes=0 to the kernel command line",
             evidence,
         )
     return CheckResult(
         check_id, PASS,
-        "%s%s publishes %s of p2pmem, %s free" % (bdf, names, _size(mem.size), _size(mem.available)),
+        "%s%s publishes %s of p2pmem, %s free" % (bdf, names, size, free),
         None, evidence,
     )
 

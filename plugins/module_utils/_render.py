@@ -7,12 +7,14 @@ always carry the same facts.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._checks import CheckResult
 from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import KernelRules
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key
+
+if TYPE_CHECKING:  # _checks uses human_bytes from here
+    from ansible_collections.p2pdma.storage.plugins.module_utils._checks import CheckResult
 
 # Base class and subclass (the upper 16 bits of the class code), as pci.ids names them.
 _CLASS_NAMES = {
@@ -60,19 +62,36 @@ _PORT_TYPE_NAMES = {
 }
 
 
+# Base classes, for subclasses the table above does not name.
+_BASE_CLASS_NAMES = {
+    0x00: "Unclassified device",
+    0x01: "Mass storage controller",
+    0x02: "Network controller",
+    0x03: "Display controller",
+    0x04: "Multimedia controller",
+    0x05: "Memory controller",
+    0x06: "Bridge",
+    0x07: "Communication controller",
+    0x08: "Generic system peripheral",
+    0x0C: "Serial bus controller",
+    0x12: "Processing accelerators",
+    0xFF: "Unassigned class",
+}
+
+
 def class_name(class_code: Optional[int]) -> str:
     if class_code is None:
         return "unknown class"
-    if class_code >> 16 == 0xFF:
-        return "Unassigned class"
-    return _CLASS_NAMES.get(class_code >> 8, "Class %04x" % (class_code >> 8))
+    named = _CLASS_NAMES.get(class_code >> 8) or _BASE_CLASS_NAMES.get(class_code >> 16)
+    return named or "Class %04x" % (class_code >> 8)
 
 
 def human_bytes(value: int) -> str:
+    """Sizes as people read them: 64 MiB, 63.94 MiB, 512 bytes."""
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= size and value % (size // 1024 or 1) == 0:
-            return "%g %s" % (value / size, unit)
-    return "%d B" % value
+        if value >= size:
+            return "%.4g %s" % (value / size, unit)
+    return "%d bytes" % value
 
 
 class _Names:
@@ -202,6 +221,8 @@ def _describe_function(view: dict) -> str:
 
 
 def _speed_width(speed: Optional[float], width: Optional[int]) -> str:
+    if not speed and not width:
+        return "unknown"
     return "%sGT/s x%s" % ("%g" % speed if speed else "?", width or "?")
 
 

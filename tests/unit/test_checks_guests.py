@@ -1,0 +1,58 @@
+"""The checks against a real P2PDMA kernel's answers, on snapshots captured from QEMU guests.
+
+For every namespace and provider tools/capture_fixtures.py asked nvmet about, the checks
+must say what the kernel said: a named provider that nvmet refused at ``p2pmem`` (ENODEV)
+or at ``enable`` (EINVAL) fails, an accepted one passes; with ``p2pmem=1`` (``auto``) the
+provider-less locality check passes exactly when the kernel found a provider.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from ansible_collections.p2pdma.storage.plugins.module_utils._checks import FAIL, run_checks
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_snapshot
+
+GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
+FIXTURES = sorted(path.parent.name for path in GUESTS.glob("*/kernel-answers.json"))
+
+
+@functools.cache
+def _node(name: str) -> Node:
+    return read_node(open_snapshot(str(GUESTS / name / "snapshot.tar.gz")))
+
+
+def _answers() -> List[Any]:
+    params = []
+    for name in FIXTURES:
+        for answer in json.loads((GUESTS / name / "kernel-answers.json").read_text())["answers"]:
+            params.append(pytest.param(name, answer, id="%s-%s-%s" % (name, answer["namespace"], answer["provider"])))
+    return params
+
+
+@pytest.mark.parametrize("name, answer", _answers())
+def test_checks_agree_with_the_kernel(name: str, answer: Dict[str, Any]) -> None:
+    client = answer["namespace"]
+    if answer["provider"] == "auto":
+        results = {r.id: r for r in run_checks(_node(name), clients=[client])}
+        assert (results["locality"].status != FAIL) == answer["ok"], results["locality"].why
+        return
+    provider = answer["provider"]
+    results = {r.id: r for r in run_checks(_node(name), providers=[provider], clients=[client])}
+    refused_by = [
+        check_id
+        for check_id in ("provider:%s" % provider, "locality:%s" % provider)
+        if results[check_id].status == FAIL
+    ]
+    if answer["ok"]:
+        assert refused_by == []
+    elif answer["stage"] == "p2pmem":
+        assert refused_by[:1] == ["provider:%s" % provider]
+    else:
+        assert "locality:%s" % provider in refused_by
