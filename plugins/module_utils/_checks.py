@@ -303,8 +303,16 @@ def _acceptable(verdict: Verdict, policy: str) -> bool:
     return verdict.supported
 
 
-def _verdict_result(check_id: str, verdict: Verdict, policy: str, clients: Sequence[str]) -> CheckResult:
-    evidence = {"verdict": verdict.to_dict(), "policy": policy}
+def _verdict_result(
+    node: Node, check_id: str, verdict: Verdict, policy: str, clients: Sequence[str]
+) -> CheckResult:
+    # Link speed and width of every device on the paths: the slowest link bounds the transfer.
+    on_paths = dict.fromkeys(bdf for pair in verdict.clients for bdf in pair.path if bdf in node.functions)
+    evidence = {
+        "verdict": verdict.to_dict(),
+        "policy": policy,
+        "links": {bdf: node.functions[bdf].link.describe() for bdf in on_paths},
+    }
     summary = ", ".join("%s %s" % (c.client_name or c.client, c.map_type) for c in verdict.clients)
     if _acceptable(verdict, policy):
         status = PASS if verdict.certain else WARN
@@ -334,15 +342,15 @@ def check_locality(
     """Every configured provider must serve every client; without one, some published provider must."""
     verdicts = [distance_many(node, p, clients) for p in providers]
     if configured:
-        return [_verdict_result("locality:%s" % v.provider, v, policy, clients) for v in verdicts]
+        return [_verdict_result(node, "locality:%s" % v.provider, v, policy, clients) for v in verdicts]
     usable = [v for v in verdicts if _acceptable(v, policy)]
     if usable:
         best = min(usable, key=lambda v: v.distance)
-        result = _verdict_result("locality", best, policy, clients)
+        result = _verdict_result(node, "locality", best, policy, clients)
         result.why = "nvmet's p2pmem=1 would pick the nearest published provider, %s: %s" % (best.provider, result.why)
         result.evidence["candidates"] = {v.provider: v.distance for v in verdicts}
         return [result]
-    reasons = [_verdict_result("locality", v, policy, clients) for v in verdicts]
+    reasons = [_verdict_result(node, "locality", v, policy, clients) for v in verdicts]
     return [
         CheckResult(
             "locality",

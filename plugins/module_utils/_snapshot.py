@@ -17,7 +17,6 @@ import json
 import os
 import posixpath
 import shutil
-import socket
 import stat
 import tarfile
 import tempfile
@@ -162,12 +161,6 @@ def _add_member(tar: tarfile.TarFile, name: str, entry: _Entry, mtime: float) ->
         tar.addfile(info, io.BytesIO(entry.data))
 
 
-def _node_hostname(root: SysRoot) -> Optional[str]:
-    if root.is_live:
-        return socket.gethostname()
-    return SysRoot(root.root).read_text("/proc/sys/kernel/hostname")
-
-
 def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     """Read the node below ``root`` and write what was read to ``output`` (a .tar.gz).
 
@@ -176,6 +169,8 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     """
     recording = SysRoot(root.root, record=True)
     node = read_node(recording)
+    # Read through the recording root so that a snapshot of this snapshot still knows it.
+    hostname = recording.read_text("/proc/sys/kernel/hostname")
     assert recording.touched is not None
     # Resolving every touched path inside the root passes through each directory and
     # symlink on the way and ends at the real file: those are the members.
@@ -193,7 +188,7 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     manifest = SnapshotManifest(
         format=SNAPSHOT_FORMAT,
         p2pctl_version=_p2pctl_version(),
-        hostname=_node_hostname(root),
+        hostname=hostname,
         kernel_release=node.kernel.release,
         taken_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         as_root=os.geteuid() == 0,

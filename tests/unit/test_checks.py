@@ -30,7 +30,10 @@ def _checks(tree: SysfsTree, providers: Optional[List[str]] = None, clients: Opt
 def test_a_good_switch_node_passes_everything(tmp_path):
     results = _checks(switch_node(tmp_path / "node"), ["nvme0"], ["mlx5_0", "nvme1n1"], "switch")
     assert {r.id: r.status for r in results.values() if r.status != PASS} == {}
-    assert results["locality:0000:03:00.0"].evidence["verdict"]["distance"] == 8
+    locality = results["locality:0000:03:00.0"].evidence
+    assert locality["verdict"]["distance"] == 8
+    assert locality["links"]["0000:03:00.0"] == "8 GT/s x4 (max 8 GT/s x4)"
+    assert list(locality["links"])[:3] == ["0000:03:00.0", "0000:02:00.0", "0000:01:00.0"]
 
 
 def test_kernel_without_p2pdma_fails_and_names_the_role(tmp_path):

@@ -77,9 +77,11 @@ def test_members_keep_symlinks_and_real_file_sizes(tree, snapshot):
     assert manifest["as_root"] == (os.geteuid() == 0)
 
 
-def test_a_snapshot_of_a_snapshot_is_the_same_node(tree, snapshot, tmp_path):
-    again = str(tmp_path / "again.tar.gz")
-    write_snapshot(open_root(snapshot), again)
+def test_a_snapshot_of_a_snapshot_is_the_same_node(tree, tmp_path):
+    (tmp_path / "node/proc/sys/kernel/hostname").write_text("storage7\n")
+    first, again = str(tmp_path / "first.tar.gz"), str(tmp_path / "again.tar.gz")
+    assert write_snapshot(SysRoot(tree.root), first).hostname == "storage7"
+    assert write_snapshot(open_root(first), again).hostname == "storage7"
     assert _node_dict(open_root(again)) == _node_dict(SysRoot(tree.root))
 
 
