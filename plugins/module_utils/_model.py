@@ -37,6 +37,7 @@ _BDF_COMPONENT_RE = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]
 _NVME_CTRL_RE = re.compile(r"^nvme(\d+)$")
 _NVME_NS_RE = re.compile(r"^nvme(\d+)n(\d+)$")
 _NVME_PATH_RE = re.compile(r"^nvme(\d+)c(\d+)n(\d+)$")
+_NVME_PARTITION_RE = re.compile(r"^(nvme\d+n\d+)p\d+$")
 _SPEED_RE = re.compile(r"^([0-9.]+)\s*GT/s")
 
 
@@ -614,6 +615,10 @@ class Node:
             return bdf
         if text.startswith("/dev/"):
             text = text[5:]
+        partition = _NVME_PARTITION_RE.match(text)
+        if partition and partition.group(1) in self.block:
+            # nvmet hands the kernel the whole disk of a partition (bdev->bd_disk).
+            text = partition.group(1)
         ctrl = self.nvme.get(text)
         if ctrl is not None:
             if ctrl.bdf is None:

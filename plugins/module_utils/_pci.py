@@ -238,8 +238,12 @@ class ConfigSpace:
 
     @property
     def truncated(self) -> bool:
-        """True when the reader saw less than the kernel has (unprivileged read)."""
-        if len(self.data) <= UNPRIVILEGED_CONFIG_BYTES:
+        """True when the reader saw less than the kernel has (an unprivileged read).
+
+        The kernel gives CAP_SYS_ADMIN the whole space (256 or 4096 bytes) and everyone
+        else 64 (128 for CardBus), so anything shorter than 256 bytes was cut.
+        """
+        if len(self.data) < LEGACY_CONFIG_BYTES:
             return True
         return self.size is not None and len(self.data) < self.size
 

@@ -119,6 +119,8 @@ class Function:
     secondary_bus: Optional[int] = None
     subordinate_bus: Optional[int] = None
     bars: List[Tuple[int, int, int]] = field(default_factory=list)  # (start, size, flags) per BAR
+    # Only what lspci and the model read (fabric() uses it to build big trees quickly).
+    minimal: bool = False
     children_slots: Dict[int, int] = field(default_factory=dict)
 
     @property
@@ -254,8 +256,7 @@ class SysfsTree:
         self._nvme_count = 0
         self._iommu_group = 0
         self._mmio = 0xC000_0000
-        self._extra_writes: List[Tuple[str, str]] = []
-        self._extra_links: List[Tuple[str, str]] = []
+        self._made_dirs: set = set()
         self._default_host_device = host_bridge
         self.write_proc()
 
@@ -282,7 +283,10 @@ class SysfsTree:
     def _link(self, node_path: str, target_node_path: str) -> None:
         """A relative symlink at node_path to target_node_path, as sysfs makes them."""
         host = self.host_path(node_path)
-        os.makedirs(os.path.dirname(host), exist_ok=True)
+        directory = os.path.dirname(host)
+        if directory not in self._made_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._made_dirs.add(directory)
         relative = os.path.relpath(target_node_path, os.path.dirname(node_path))
         if os.path.lexists(host):
             os.unlink(host)
@@ -804,7 +808,7 @@ class SysfsTree:
         path = fn.path
         host = self.host_path(path)
         os.makedirs(host, exist_ok=True)
-        files = {
+        files: Dict[str, str] = {
             "vendor": "0x%04x\n" % fn.vendor,
             "device": "0x%04x\n" % fn.device,
             "subsystem_vendor": "0x%04x\n" % (0 if fn.is_bridge else fn.vendor),
@@ -814,6 +818,23 @@ class SysfsTree:
             "irq": "11\n",
             "enable": "1\n",
             "numa_node": "%d\n" % fn.numa_node,
+            "resource": self._resource_text(fn),
+        }
+        if not fn.minimal:
+            self._extra_attributes(fn, files)
+        for key, value in files.items():
+            with open(host + "/" + key, "w") as handle:
+                handle.write(value)
+        with open(host + "/config", "wb") as handle:
+            handle.write(fn.config())
+        if not fn.minimal:
+            self._link(path + "/subsystem", "/sys/bus/pci")
+        self._write_links(fn)
+
+    @staticmethod
+    def _extra_attributes(fn: Function, files: Dict[str, str]) -> None:
+        """The rest of what sysfs shows for a function (pci-sysfs.c), lspci does not need."""
+        files.update({
             "local_cpus": "3\n",
             "local_cpulist": "0-1\n",
             "broken_parity_status": "0\n",
@@ -829,8 +850,7 @@ class SysfsTree:
                 (fn.class_code >> 8) & 0xFF,
                 fn.class_code & 0xFF,
             ),
-            "resource": self._resource_text(fn),
-        }
+        })
         if fn.port_type is not None and fn.port_type not in ("rciep", "rc_event_collector"):
             speeds = {1: "2.5", 2: "5.0", 3: "8.0", 4: "16.0", 5: "32.0", 6: "64.0"}
             files["current_link_speed"] = "%s GT/s PCIe\n" % speeds[fn.link_speed]
@@ -840,12 +860,10 @@ class SysfsTree:
         if fn.is_bridge:
             files["secondary_bus_number"] = "%d\n" % (fn.secondary_bus or 0)
             files["subordinate_bus_number"] = "%d\n" % (fn.subordinate_bus or 0)
-        for key, value in files.items():
-            with open(host + "/" + key, "w") as handle:
-                handle.write(value)
-        with open(host + "/config", "wb") as handle:
-            handle.write(fn.config())
-        self._link(path + "/subsystem", "/sys/bus/pci")
+
+    def _write_links(self, fn: Function) -> None:
+        path = fn.path
+        host = self.host_path(path)
         self._link("/sys/bus/pci/devices/" + fn.bdf, path)
         if fn.driver:
             driver_dir = "/sys/bus/pci/drivers/" + fn.driver
@@ -914,6 +932,8 @@ def fabric(
         tree.host_bridge(domain, 0, device=QEMU_Q35_HOST if domain == 0 else (0x8086, 0x09A2))
         rp = tree.root_port("%04x:00:%02x.0" % (domain, local + 1))
         sw = tree.switch(rp, downstream=per_switch)
+        for port in [rp, sw.up] + sw.down:
+            port.minimal = True
         for port in sw.down:
             count = min(functions_per_port, endpoints - made)
             if count <= 0:
@@ -928,6 +948,7 @@ def fabric(
                     multifunction=count > 1,
                     driver="nvme",
                 )
+                fn.minimal = True
                 all_functions.append(fn)
             made += count
     step = max(1, len(all_functions) // max(1, providers))
