@@ -83,6 +83,13 @@ def test_distance_exits_1_when_a_client_is_not_supported(node_dir):
     assert "not in the P2PDMA whitelist" in client["reason"]
 
 
+def test_distance_notes_a_provider_without_p2pmem(node_dir):
+    result = p2pctl("distance", "--root", node_dir, "nvme1", "nvme0")
+    assert result.returncode == 0  # the kernel's distance ignores publication
+    assert result.stdout.splitlines()[1].startswith("  note: no p2pmem directory")
+    assert "nvmet refuses it as p2pmem=<BDF> (ENODEV)" in result.stdout
+
+
 def test_distance_names_the_acs_ports_to_clear(node_dir):
     result = p2pctl("distance", "--root", node_dir, "0000:07:00.0", "0000:07:00.1")
     assert result.returncode == 1

@@ -9,7 +9,7 @@ import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root
-from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import Verdict, distance_many
+from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import Verdict, distance_many, publication
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 EXIT_NOT_SUPPORTED = 1
@@ -35,11 +35,14 @@ def verdict_json(verdict: Verdict) -> dict:
     }
 
 
-def format_verdict(verdict: Verdict) -> str:
+def format_verdict(verdict: Verdict, provider_state: dict) -> str:
     lines = [
         "provider %s: %s, distance %d"
         % (verdict.provider, "supported" if verdict.supported else "NOT supported", verdict.distance)
     ]
+    if provider_state["why"]:
+        # The distance ignores publication, as the kernel's does; nvmet does not.
+        lines.append("  note: %s; nvmet refuses it as p2pmem=<BDF> (ENODEV)" % provider_state["why"])
     for pair in verdict.clients:
         name = pair.client or "-"
         if pair.client_name:
@@ -68,10 +71,11 @@ def distance(provider: str, clients: Tuple[str, ...], root_spec: str, as_json: b
 
     Exit status: 0 if every client is supported, 1 if any is not, 2 on bad input.
     """
-    verdict = distance_many(read_node(open_root(root_spec)), provider, list(clients))
+    node = read_node(open_root(root_spec))
+    verdict = distance_many(node, provider, list(clients))
     if as_json:
         echo_json(verdict_json(verdict))
     else:
-        click.echo(format_verdict(verdict))
+        click.echo(format_verdict(verdict, publication(node, verdict.provider)))
     if not verdict.supported:
         sys.exit(EXIT_NOT_SUPPORTED)
