@@ -140,6 +140,7 @@ def test_snapshot_then_judge_offline(node_dir, tmp_path):
     "args, message",
     [
         (["distance", "0000:zz:00.0", "nvme1"], "0000:zz:00.0"),
+        (["distance", "nvme0", "00:1f.8"], "'00:1f.8' is not a PCI address"),
         (["distance", "nvme0", "nvme9"], "unknown device 'nvme9'"),
         (["check", "--provider", "0000:09:00.0"], "no PCI device 0000:09:00.0"),
     ],
