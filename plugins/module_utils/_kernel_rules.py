@@ -78,8 +78,9 @@ class WhitelistEntry:
         }
 
 
-# Entries every covered release has (they predate 6.1; their older history is not tracked).
-_BASE: Version = OLDEST_COVERED
+# Entries every covered release has. They predate 6.1; their older history is not tracked,
+# so a pre-6.1 kernel is judged with them too (and its verdict says it follows 6.1).
+_BASE: Version = (0, 0, 0)
 
 
 def _intel(device: int, what: str, same: bool = False) -> WhitelistEntry:
@@ -165,6 +166,20 @@ class KernelRules:
         self.supports_config_acs = version >= CONFIG_ACS_SINCE
         self.has_p2pmem_allocate = version >= P2PMEM_ALLOCATE_SINCE
         self._lookup_cache: Dict[Tuple[int, int], Optional[WhitelistEntry]] = {}
+
+    @property
+    def coverage_note(self) -> Optional[str]:
+        """Why a verdict under these rules is less certain than usual, if it is."""
+        if self.covered:
+            return None
+        if parse_release(self.release) is None:
+            return "kernel release %r is unknown, so the newest rules known (%s) were applied" % (
+                self.release,
+                version_text(NEWEST_KNOWN),
+            )
+        return "kernel %s predates 6.1, the oldest release these rules were read from; the verdict follows 6.1" % (
+            self.release
+        )
 
     def __repr__(self) -> str:
         return "KernelRules(%r)" % self.release

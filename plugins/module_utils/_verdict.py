@@ -420,6 +420,12 @@ class _Engine:
 
     # -- explanations ------------------------------------------------------------------------
     def explain(self, verdict: PairVerdict) -> _Texts:
+        texts = self._explain(verdict)
+        if self.rules.coverage_note:
+            texts.reason += "; " + self.rules.coverage_note
+        return texts
+
+    def _explain(self, verdict: PairVerdict) -> _Texts:
         node = self.node
         provider = verdict.provider
         client = verdict.client

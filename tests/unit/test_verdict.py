@@ -420,3 +420,17 @@ def test_publication_is_separate_from_distance(tmp_path):
     assert info["has_p2pmem"] and not info["published"]
     assert "lacks RDS" in info["why"]
     assert not publication(node, "nvme1")["has_p2pmem"]
+
+
+@pytest.mark.parametrize(
+    "kernel, note",
+    [
+        ("5.15.0-91-generic", "predates 6.1"),
+        ("custom", "release 'custom' is unknown, so the newest rules known (7.4) were applied"),
+    ],
+)
+def test_releases_outside_the_rules_say_so(tmp_path, kernel, note):
+    node = make(tmp_path, switch_and_root_ports, kernel=kernel)
+    assert note in pair_verdict(node, "nvme0", "nvme1").reason
+    # The older table still holds the entries 6.1 has.
+    assert KernelRules.for_release(kernel).lookup(0x8086, 0x2030) is not None
