@@ -54,20 +54,40 @@ GUEST_TIMEOUT_S = 900
 # expander bus.
 HOSTROOT_SLOT = 0x10
 OUTPUT_SLOT = 0x11
+EXTRA_IMAGE_MB = 64
 
 
 @dataclass(frozen=True)
 class Fixture:
-    """A topology to capture, plus the host bridges (pxb-pcie) it needs before its ports."""
+    """A topology to capture, with what the lab's Topology has no words for.
+
+    ``expander_args`` are host bridges (pxb-pcie) that must exist before the ports;
+    ``extra_args`` are devices added after the topology's (an NVM subsystem, SR-IOV),
+    where ``{image:NAME}`` stands for a scratch drive image listed in ``extra_images``;
+    ``guest_setup`` is a script under tools/ that the guest runs (chrooted into the
+    host's root, so host tools such as nvme-cli work) before the kernel is asked.
+    """
 
     topology: Topology
     covers: str
     expander_args: Tuple[str, ...] = ()
+    extra_args: Tuple[str, ...] = ()
+    extra_images: Tuple[str, ...] = ()
+    guest_setup: Optional[str] = None
+    cmdline: Tuple[str, ...] = ()
 
     def qemu_args(self, drive_paths: Dict[str, str]) -> List[str]:
         args = self.topology.qemu_args(drive_paths)
         first_device = args.index("-device")
-        return args[:first_device] + list(self.expander_args) + args[first_device:]
+        extra = list(self.extra_args)
+        for name in self.extra_images:
+            extra = [arg.replace("{image:%s}" % name, drive_paths[name]) for arg in extra]
+        return args[:first_device] + list(self.expander_args) + args[first_device:] + extra
+
+    def drive_sizes_mb(self) -> Dict[str, int]:
+        sizes = {drive.id: drive.size_mb for drive in self.topology.drives}
+        sizes.update({name: EXTRA_IMAGE_MB for name in self.extra_images})
+        return sizes
 
 
 def _expander(bus_id: str, bus_nr: int, slot: int) -> Tuple[str, ...]:
@@ -177,6 +197,75 @@ pcie.0 (q35 host bridge)
             "two host bridges with an AMD family 17h CPU: accepted through the host bridge",
             expander_args=_expander("pxb1", 0x80, 0x08),
         ),
+        "sriov": Fixture(
+            Topology(
+                name="sriov",
+                summary="a CMB drive and an SR-IOV NVMe controller with two VFs below one switch",
+                cpu=INTEL_CPU,
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
+                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(2))
+                + (("root", "rp2", "pcie.0", 0x05, 2),),
+                drives=(NvmeDrive("cmb0", bus="sw1d0", cmb_mb=64), NvmeDrive("cmb1", bus="rp2", cmb_mb=32)),
+                diagram="""\
+pcie.0 (q35 host bridge)
+ +- rp1 root port
+ |   +- sw1 switch
+ |       +- sw1d0 -- nvme cmb0 CMB 64 MiB
+ |       +- sw1d1 -- nvme sriov0 (PF, no CMB: QEMU has none with SR-IOV) + 2 VFs
+ +- rp2 root port -- nvme cmb1 CMB 32 MiB
+""",
+            ),
+            "VFs as clients: the kernel walks up from a VF's PF (distance 4 to a sibling port)",
+            extra_args=(
+                "-device",
+                "nvme-subsys,id=vfsubsys",
+                "-drive",
+                "file={image:vfns},if=none,id=vfns-disk,format=raw",
+                # Two VFs, each with an admin and an I/O queue and one interrupt.
+                "-device",
+                "nvme,id=sriov0,serial=sriov0,subsys=vfsubsys,bus=sw1d1,addr=00.0,"
+                "sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2",
+                "-device",
+                "nvme-ns,drive=vfns-disk,bus=sriov0,nsid=1",
+            ),
+            extra_images=("vfns",),
+            guest_setup="guest_enable_nvme_vfs.sh",
+            # One block device per controller, so that each VF's namespace is its own client.
+            cmdline=("nvme_core.multipath=N",),
+        ),
+        "multipath": Fixture(
+            Topology(
+                name="multipath",
+                summary="a namespace shared by two CMB controllers of one NVM subsystem, next to a plain CMB drive",
+                cpu=INTEL_CPU,
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
+                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(3)),
+                drives=(NvmeDrive("cmb0", bus="sw1d2", cmb_mb=64),),
+                diagram="""\
+pcie.0 (q35 host bridge)
+ +- rp1 root port
+     +- sw1 switch
+         +- sw1d0 -- nvme mp0 CMB 32 MiB  (mp0 and mp1: one NVM subsystem sharing one
+         +- sw1d1 -- nvme mp1 CMB 32 MiB   namespace, seen through a multipath head node)
+         +- sw1d2 -- nvme cmb0 CMB 64 MiB
+""",
+            ),
+            "a multipath head node: its queue has no P2PDMA flag in 6.1, so nvmet refuses any provider",
+            # Controllers of one NVM subsystem must share its serial number.
+            extra_args=(
+                "-device",
+                "nvme-subsys,id=mpsubsys",
+                "-device",
+                "nvme,id=mp0,serial=mpsubsys,subsys=mpsubsys,bus=sw1d0,addr=00.0,cmb_size_mb=32",
+                "-device",
+                "nvme,id=mp1,serial=mpsubsys,subsys=mpsubsys,bus=sw1d1,addr=00.0,cmb_size_mb=32",
+                "-drive",
+                "file={image:mpns},if=none,id=mpns-disk,format=raw",
+                "-device",
+                "nvme-ns,drive=mpns-disk,bus=mp0,nsid=1,shared=on",
+            ),
+            extra_images=("mpns",),
+        ),
     }
 )
 
@@ -235,13 +324,21 @@ def guest_kernel(jobs: int) -> Path:
     return bzimage
 
 
-def init_script(output_dir: Path) -> str:
-    """The guest's /init: mount, chroot into the host's root, ask the kernel, snapshot, power off."""
+def init_script(output_dir: Path, guest_setup: Optional[str]) -> str:
+    """The guest's /init: mount, chroot into the host's root, ask the kernel, snapshot, power off.
+
+    Each step appends "<step> exit <status>" to the output's status file.
+    """
     host = "/host"
     out = host + str(output_dir)
     python = str(REPO / ".venv" / "bin" / "python")
     p2pctl = str(REPO / ".venv" / "bin" / "p2pctl")
     answers = str(REPO / "tools" / "guest_kernel_answers.py")
+    setup = ""
+    if guest_setup:
+        setup = f"""chroot {host} /bin/sh {REPO / "tools" / guest_setup} > {out}/setup.log 2>&1
+echo "setup exit $?" >> {out}/status
+"""
     return f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /proc /sys /dev {host}
@@ -256,7 +353,7 @@ mount -t configfs configfs {host}/sys/kernel/config
 mount -t devtmpfs devtmpfs {host}/dev
 # The host's root is read-only in here: Python's temporary files go to the output share.
 export PYTHONDONTWRITEBYTECODE=1 HOME={output_dir} TMPDIR={output_dir}
-chroot {host} {python} {answers} {output_dir}/kernel-answers.json > {out}/answers.log 2>&1
+{setup}chroot {host} {python} {answers} {output_dir}/kernel-answers.json > {out}/answers.log 2>&1
 echo "answers exit $?" >> {out}/status
 chroot {host} {p2pctl} snapshot -o {output_dir}/snapshot.tar.gz > {out}/snapshot.log 2>&1
 echo "snapshot exit $?" >> {out}/status
@@ -266,13 +363,13 @@ poweroff -f
 """
 
 
-def build_initramfs(work: Path, output_dir: Path) -> Path:
+def build_initramfs(work: Path, output_dir: Path, guest_setup: Optional[str]) -> Path:
     """A gzip'd newc cpio with static busybox and the capture /init."""
     tree = work / "initramfs"
     (tree / "bin").mkdir(parents=True)
     shutil.copy(BUSYBOX, tree / "bin" / "busybox")
     init = tree / "init"
-    init.write_text(init_script(output_dir))
+    init.write_text(init_script(output_dir, guest_setup))
     init.chmod(0o755)
     names = sorted(str(path.relative_to(tree)) for path in tree.rglob("*"))
     archive = subprocess.run(
@@ -289,12 +386,12 @@ def build_initramfs(work: Path, output_dir: Path) -> Path:
 
 def qemu_command(fixture: Fixture, kernel: Path, initramfs: Path, work: Path, output_dir: Path) -> List[str]:
     drive_paths = {}
-    for drive in fixture.topology.drives:
-        image = work / ("%s.img" % drive.id)
+    for name, size_mb in fixture.drive_sizes_mb().items():
+        image = work / ("%s.img" % name)
         with open(image, "wb") as handle:
-            handle.truncate(drive.size_mb << 20)
-        drive_paths[drive.id] = str(image)
-    cmdline = ["console=ttyS0", "panic=-1", "rdinit=/init"] + list(fixture.topology.cmdline)
+            handle.truncate(size_mb << 20)
+        drive_paths[name] = str(image)
+    cmdline = ["console=ttyS0", "panic=-1", "rdinit=/init"] + list(fixture.topology.cmdline) + list(fixture.cmdline)
     share = "local,id=%s,path=%s,security_model=none,multidevs=remap"
     return (
         [require_tool("qemu-system-x86_64"), "-accel", "tcg", "-m", str(GUEST_MEMORY_MB), "-smp", "1"]
@@ -348,21 +445,21 @@ def capture(name: str, kernel: Path) -> Path:
         work = Path(scratch)
         output_dir = work / "out"
         output_dir.mkdir()
-        initramfs = build_initramfs(work, output_dir)
+        initramfs = build_initramfs(work, output_dir, fixture.guest_setup)
         argv = qemu_command(fixture, kernel, initramfs, work, output_dir)
         print("capture: %s: booting (%s)" % (name, fixture.topology.summary), flush=True)
         run_guest(argv, work / "console.log")
         status = (output_dir / "status").read_text() if (output_dir / "status").exists() else ""
-        if status.split("\n")[:2] != ["answers exit 0", "snapshot exit 0"]:
+        steps = [line for line in status.splitlines() if line]
+        if len(steps) != (3 if fixture.guest_setup else 2) or not all(line.endswith(" exit 0") for line in steps):
             logs = {
                 log: (output_dir / log).read_text(errors="replace")
-                for log in ("answers.log", "snapshot.log")
+                for log in ("setup.log", "answers.log", "snapshot.log")
                 if (output_dir / log).exists()
             }
             console = (work / "console.log").read_text(errors="replace")
             raise P2PError(
-                "the %s guest did not capture everything (%s)"
-                % (name, status.strip().replace("\n", ", ") or "no status"),
+                "the %s guest did not capture everything (%s)" % (name, ", ".join(steps) or "no status"),
                 fix="guest logs: %s; console: %s"
                 % ("; ".join("%s: %s" % (log, tail(text, 4)) for log, text in logs.items()), tail(console, 6)),
             )

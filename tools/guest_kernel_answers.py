@@ -112,12 +112,18 @@ def p2pmem_state() -> Dict[str, Dict[str, int]]:
 
 
 def write(path: str, value: str) -> Optional[str]:
-    """Write one configfs attribute; the errno name if the kernel refused it."""
+    """Write one configfs attribute with a single write(2), like echo; the errno name if the kernel refused it.
+
+    Not through a buffered file object: when the write fails, its close() flushes, and so
+    asks the kernel, a second time.
+    """
+    fd = os.open(path, os.O_WRONLY)
     try:
-        with open(path, "w") as handle:
-            handle.write(value)
+        os.write(fd, value.encode())
     except OSError as exc:
         return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    finally:
+        os.close(fd)
     return None
 
 
