@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Callable, TypeVar
 
 import click
@@ -28,4 +29,6 @@ def json_option(func: F) -> F:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
+    # Indented for a person at a terminal; compact into a pipe or file, where the C
+    # encoder writes a large node's tree several times faster than the indenting one.
+    click.echo(json.dumps(value, indent=2 if sys.stdout.isatty() else None))
