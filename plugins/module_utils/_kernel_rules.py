@@ -131,6 +131,18 @@ ALL_ENTRIES: Tuple[WhitelistEntry, ...] = (
 
 # drivers/pci/pci.c gained "pci=config_acs=" in v6.11 (next to disable_acs_redir).
 CONFIG_ACS_SINCE: Version = (6, 11, 0)
+# From 6.11 (47c8846a49ba "PCI: Extend ACS configurability") both parameters went through
+# __pci_config_acs(), which until 9cf8a952d57b "PCI/ACS: Fix 'pci=config_acs=' parameter"
+# (6.15; stable 6.12.23, 6.13.11, 6.14.2) computed
+#   ctrl = (ctrl & ~mask) | (fw_ctrl & mask); ctrl |= flags;
+# so a bit the command line asks to clear only falls back to the firmware's value: ACS
+# redirect the kernel set (IOMMU) is cleared, ACS redirect the firmware set is not.
+ACS_PARAM_FIRMWARE_ONLY: Tuple[Tuple[Version, Version], ...] = (
+    ((6, 11, 0), (6, 12, 23)),
+    ((6, 13, 0), (6, 13, 11)),
+    ((6, 14, 0), (6, 14, 2)),
+)
+ACS_PARAM_FIX = "9cf8a952d57b (6.15; stable 6.12.23, 6.13.11, 6.14.2)"
 # p2pmem/allocate (userspace mmap of p2pmem) appeared in v6.2.
 P2PMEM_ALLOCATE_SINCE: Version = (6, 2, 0)
 
@@ -165,6 +177,8 @@ class KernelRules:
         self.whitelist: Tuple[WhitelistEntry, ...] = tuple(e for e in ALL_ENTRIES if e.in_release(version))
         self.supports_config_acs = version >= CONFIG_ACS_SINCE
         self.has_p2pmem_allocate = version >= P2PMEM_ALLOCATE_SINCE
+        # True where the ACS parameters cannot clear redirect bits the firmware set.
+        self.acs_param_firmware_only = any(low <= version < high for low, high in ACS_PARAM_FIRMWARE_ONLY)
         self._lookup_cache: Dict[Tuple[int, int], Optional[WhitelistEntry]] = {}
 
     @property

@@ -26,10 +26,9 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import (
-    KernelRules,
-)
+from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import ACS_PARAM_FIX, KernelRules
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
 
 
 class MapType:
@@ -510,13 +509,14 @@ class _Engine:
             merged = self._merge_existing(redirect)
             fixes.append(
                 "boot with %s%s (quote it in GRUB: ';' separates the devices) so that %s and %s meet at %s "
-                "without the host bridge%s" % (
+                "without the host bridge%s%s" % (
                     merged,
                     (" or, on this kernel, %s" % params[1]) if len(params) > 1 else "",
                     provider,
                     client,
                     ancestor,
                     self._iommu_note(),
+                    self._acs_param_notes(redirect),
                 )
             )
             params[0] = merged
@@ -653,11 +653,84 @@ class _Engine:
                 devices.append(bdf)
         return "pci=disable_acs_redir=%s" % ";".join(devices)
 
+    def _acs_param_notes(self, redirect: List[str]) -> str:
+        notes = []
+        listed = [bdf for bdf in redirect if self._already_listed(bdf)]
+        if listed:
+            notes.append(
+                "%s %s already named by pci=disable_acs_redir on the running kernel's command line yet still "
+                "redirect%s: the parameter acts once, at enumeration, so ACS was set again afterwards (setpci, "
+                "a driver), or a device quirk refused it" % (
+                    ", ".join(listed),
+                    "is" if len(listed) == 1 else "are",
+                    "s" if len(listed) == 1 else "",
+                )
+            )
+        if self.rules.acs_param_firmware_only:
+            if self.node.kernel.iommu_in_use:
+                cause = "with the IOMMU on the kernel set these bits, so the parameter works, but any the " \
+                    "firmware set stay"
+            else:
+                cause = "without an IOMMU the firmware set these bits, so the parameter will not clear them: " \
+                    "update the kernel, or turn ACS off for these ports in the firmware setup"
+            notes.append(
+                "on kernel %s the ACS parameters only put back the firmware's ACS setting (fixed by %s); %s" % (
+                    self.rules.release,
+                    ACS_PARAM_FIX,
+                    cause,
+                )
+            )
+        return "".join("; note: %s" % note for note in notes)
+
+    def _already_listed(self, bdf: str) -> bool:
+        entries = self.node.kernel.pci_options().get("disable_acs_redir", "")
+        return any(_param_matches(self.node, bdf, entry) for entry in entries.split(";") if entry)
+
     def _iommu_note(self) -> str:
         if self.node.kernel.iommu_in_use:
             return " (the IOMMU is on: the kernel enables ACS redirect at boot, the parameter clears it again, " \
                 "and the devices below then share an IOMMU group)"
         return ""
+
+
+def _param_matches(node: Node, bdf: str, entry: str) -> bool:
+    """pci_dev_str_match(): ``[dom:]bus:dev.fn[/dev.fn]*`` or ``pci:vendor:device[:subvendor:subdevice]``."""
+    fn = node.functions.get(bdf)
+    if fn is None:
+        return False
+    entry = entry.strip()
+    if entry.startswith("pci:"):
+        try:
+            ids = [int(part, 16) for part in entry[4:].split(":")]
+        except ValueError:
+            return False
+        if len(ids) not in (2, 4):
+            return False
+        wanted = ids + [0, 0] if len(ids) == 2 else ids
+        actual = [fn.vendor, fn.device, fn.subsystem_vendor, fn.subsystem_device]
+        return all(not want or want == have for want, have in zip(wanted, actual))
+    # A path names the device by the devfns below a top device: walk up as the kernel does.
+    *hops, top = reversed(entry.split("/"))
+    current: Optional[PciFunction] = fn
+    for hop in hops:
+        if current is None or not _devfn_matches(current, hop):
+            return False
+        upstream = current.upstream_bdf
+        current = node.functions.get(upstream) if upstream else None
+    if current is None:
+        return False
+    try:
+        return parse_bdf(top) == current.bdf
+    except P2PError:
+        return False
+
+
+def _devfn_matches(fn: PciFunction, text: str) -> bool:
+    dev, _, func = text.partition(".")
+    try:
+        return fn.devfn == (int(dev, 16) << 3 | int(func, 16))
+    except ValueError:
+        return False
 
 
 def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:

@@ -434,3 +434,51 @@ def test_releases_outside_the_rules_say_so(tmp_path, kernel, note):
     assert note in pair_verdict(node, "nvme0", "nvme1").reason
     # The older table still holds the entries 6.1 has.
     assert KernelRules.for_release(kernel).lookup(0x8086, 0x2030) is not None
+
+
+@pytest.mark.parametrize(
+    "kernel, iommu, note",
+    [
+        ("6.1.0-28-amd64", False, None),
+        ("6.11.5", False, "will not clear them"),
+        ("6.12.22", False, "will not clear them"),
+        ("6.12.22", True, "the kernel set these bits, so the parameter works"),
+        ("6.12.23", False, None),
+        ("6.13.10", False, "will not clear them"),
+        ("6.14.2", False, None),
+        ("6.15.0", False, None),
+    ],
+)
+def test_acs_parameter_bug_of_6_11_to_6_14(tmp_path, kernel, iommu, note):
+    tree = SysfsTree(tmp_path, kernel=kernel, iommu=iommu)
+    switch_and_root_ports(tree, down_acs=ACS_RR)
+    fix = pair_verdict(read_node(tree.sysroot()), "nvme0", "nvme1").fix
+    if note is None:
+        assert "only put back the firmware's ACS setting" not in fix
+    else:
+        assert "only put back the firmware's ACS setting (fixed by 9cf8a952d57b" in fix
+        assert note in fix
+
+
+@pytest.mark.parametrize(
+    "param, listed",
+    [
+        ("0000:02:00.0", ["0000:02:00.0"]),
+        ("02:01.0", ["0000:02:01.0"]),
+        ("0000:00:01.0/00.0/00.0", ["0000:02:00.0"]),  # root port, switch up, first down port
+        ("00:01.0/00.0/01.0;00:02.0", ["0000:02:01.0"]),
+        ("00:01.0/01.0/00.0", []),
+        ("pci:104c:8233", ["0000:02:00.0", "0000:02:01.0"]),  # every xio3130 downstream port
+        ("pci:104c:0", ["0000:02:00.0", "0000:02:01.0"]),
+        ("pci:1b36:8233", []),
+    ],
+)
+def test_devices_already_named_on_the_command_line(tmp_path, param, listed):
+    tree = SysfsTree(tmp_path, cmdline='root=/dev/vda1 "pci=disable_acs_redir=%s"' % param)
+    switch_and_root_ports(tree, down_acs=ACS_RR)
+    fix = pair_verdict(read_node(tree.sysroot()), "nvme0", "nvme1").fix
+    if listed:
+        verb = "is" if len(listed) == 1 else "are"
+        assert "%s %s already named by pci=disable_acs_redir" % (", ".join(listed), verb) in fix
+    else:
+        assert "already named" not in fix
