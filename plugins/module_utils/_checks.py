@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key, parse_bdf
 from ansible_collections.p2pdma.storage.plugins.module_utils._render import human_bytes
 from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, Verdict, distance_many
 
@@ -392,6 +392,58 @@ def check_competing_providers(node: Node, published: Sequence[str], clients: Seq
     )
 
 
+def _acs_param_devices(node: Node) -> Tuple[List[str], List[str]]:
+    """The devices the command line clears ACS on, as BDFs, and the entries not checked.
+
+    ``pci=disable_acs_redir=A;B`` and ``pci=config_acs=flags@A;...`` take a device as
+    ``[dom:]bus:dev.fn``, a path ``bus:dev.fn/dev.fn``, or ``pci:vendor:device``; only the
+    first form names one device without walking the tree, the others are reported as such.
+    """
+    options = node.kernel.pci_options()
+    devices: List[str] = []
+    unchecked: List[str] = []
+    for option in ("disable_acs_redir", "config_acs"):
+        for item in filter(None, options.get(option, "").split(";")):
+            device = item.split("@", 1)[1] if option == "config_acs" and "@" in item else item
+            try:
+                devices.append(parse_bdf(device))
+            except P2PError:
+                unchecked.append(item)
+    return devices, unchecked
+
+
+def check_acs_params(node: Node, locality: Sequence[CheckResult]) -> Optional[CheckResult]:
+    """ACS cleared on the command line for exactly the ports on the P2P paths, and no others."""
+    cleared, unchecked = _acs_param_devices(node)
+    if not cleared and not unchecked:
+        return None
+    on_paths = {bdf for r in locality for v in r.verdicts for pair in v.clients for bdf in pair.path}
+    needless = sorted((b for b in cleared if b not in on_paths), key=bdf_sort_key)
+    evidence = {
+        "/proc/cmdline": node.kernel.cmdline,
+        "cleared": cleared,
+        "on p2p paths": sorted(on_paths),
+        "not checked": unchecked,
+    }
+    if needless:
+        return CheckResult(
+            "acs-params",
+            WARN,
+            "the kernel command line clears ACS redirect on %s, which is on no P2P path judged here: those devices "
+            "lose isolation for nothing" % ", ".join(needless),
+            "remove %s from the pci= parameter (keep only the ports on the P2P paths)" % ", ".join(needless),
+            evidence,
+        )
+    return CheckResult(
+        "acs-params",
+        PASS,
+        "ACS redirect is cleared on the command line only for devices on the P2P paths%s"
+        % (" (%s not checked: path or ID form)" % ", ".join(unchecked) if unchecked else ""),
+        None,
+        evidence,
+    )
+
+
 # --------------------------------------------------------------------------------------
 # IOMMU groups, RDMA, block devices
 # --------------------------------------------------------------------------------------
@@ -525,7 +577,11 @@ def run_checks(
     if client_names:
         candidates = provider_bdfs or published
         if candidates:
-            results.extend(check_locality(node, candidates, client_names, policy, configured=bool(provider_bdfs)))
+            locality = check_locality(node, candidates, client_names, policy, configured=bool(provider_bdfs))
+            results.extend(locality)
+            acs_params = check_acs_params(node, locality)
+            if acs_params is not None:
+                results.append(acs_params)
     if not provider_bdfs:
         results.append(check_competing_providers(node, published, client_names, policy))
     results.append(check_iommu_groups(node, list(dict.fromkeys(judged + client_bdfs))))

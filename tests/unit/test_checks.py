@@ -129,6 +129,21 @@ def test_acs_redirect_on_the_path_names_the_boot_parameter(tmp_path):
     assert "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0" in (result.fix or "")
 
 
+@pytest.mark.parametrize(
+    "cleared, status",
+    [
+        ("0000:01:00.0;0000:02:00.0;0000:02:02.0", PASS),
+        ("0000:02:00.0;0000:02:02.0;0000:00:02.0", WARN),
+    ],
+)
+def test_acs_cleared_only_on_the_p2p_path(tmp_path, cleared, status):
+    tree = switch_node(tmp_path / "node", cmdline='root=/dev/vda1 "pci=disable_acs_redir=%s"' % cleared)
+    result = _checks(tree, ["nvme0"], ["mlx5_0"])["acs-params"]
+    assert result.status == status
+    if status == WARN:
+        assert result.fix == "remove 0000:00:02.0 from the pci= parameter (keep only the ports on the P2P paths)"
+
+
 def test_competing_providers_warn_unless_one_is_named(tmp_path):
     tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
     sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=3)
