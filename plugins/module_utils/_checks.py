@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key, parse_bdf
 from ansible_collections.p2pdma.storage.plugins.module_utils._render import human_bytes
 from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, Verdict, distance_many
@@ -303,6 +303,14 @@ def _acceptable(verdict: Verdict, policy: str) -> bool:
     return verdict.supported
 
 
+def _acs_text(fn: PciFunction) -> str:
+    if fn.acs is None:
+        return "unknown (config space not readable)"
+    if not fn.acs.present:
+        return "no ACS capability"
+    return "|".join(fn.acs.control_flags) or "0 (all off)"
+
+
 def _verdict_result(
     node: Node, check_id: str, verdict: Verdict, policy: str, clients: Sequence[str]
 ) -> CheckResult:
@@ -312,6 +320,7 @@ def _verdict_result(
         "verdict": verdict.to_dict(),
         "policy": policy,
         "links": {bdf: node.functions[bdf].link.describe() for bdf in on_paths},
+        "acs_control": {bdf: _acs_text(node.functions[bdf]) for bdf in on_paths},
     }
     summary = ", ".join("%s %s" % (c.client_name or c.client, c.map_type) for c in verdict.clients)
     if _acceptable(verdict, policy):

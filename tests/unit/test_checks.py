@@ -33,6 +33,7 @@ def test_a_good_switch_node_passes_everything(tmp_path):
     locality = results["locality:0000:03:00.0"].evidence
     assert locality["verdict"]["distance"] == 8
     assert locality["links"]["0000:03:00.0"] == "8 GT/s x4 (max 8 GT/s x4)"
+    assert locality["acs_control"]["0000:02:00.0"] == "no ACS capability"
     assert list(locality["links"])[:3] == ["0000:03:00.0", "0000:02:00.0", "0000:01:00.0"]
 
 
@@ -127,6 +128,7 @@ def test_acs_redirect_on_the_path_names_the_boot_parameter(tmp_path):
     result = _checks(tree, ["nvme0"], ["mlx5_0"])["locality:0000:03:00.0"]
     assert result.status == FAIL
     assert "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0" in (result.fix or "")
+    assert result.evidence["acs_control"]["0000:02:00.0"] == "RR|CR"
 
 
 @pytest.mark.parametrize(
