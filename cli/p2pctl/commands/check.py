@@ -23,7 +23,7 @@ EXIT_WARN = 3
 EXIT_FAIL = 4
 
 
-@click.command()
+@click.command(short_help="Run the P2PDMA checks: PASS/WARN/FAIL with why and fix.")
 @click.option("--provider", "providers", multiple=True, metavar="DEVICE",
               help="A p2pmem provider to judge (BDF or nvmeX); repeat for several. Default: every device with p2pmem.")
 @click.option("--client", "clients", multiple=True, metavar="DEVICE",

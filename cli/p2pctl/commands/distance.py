@@ -56,7 +56,7 @@ def format_verdict(verdict: Verdict, provider_state: dict) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@click.command(short_help="What the kernel decides for a provider and its clients.")
 @click.argument("provider")
 @click.argument("clients", nargs=-1, required=True)
 @root_option

@@ -8,7 +8,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import op
 from p2pctl.commands.common import root_option
 
 
-@click.command()
+@click.command(short_help="Capture what p2pctl reads, to judge the node offline.")
 @click.option(
     "-o",
     "--output",

@@ -10,7 +10,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import op
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 
-@click.command()
+@click.command(short_help="The PCI tree like lspci -tv, annotated for P2PDMA.")
 @root_option
 @json_option
 def topology(root_spec: str, as_json: bool) -> None:
