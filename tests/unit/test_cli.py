@@ -191,3 +191,17 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, message: str) ->
     assert lines[0].startswith("p2pctl: error: ")
     assert message in lines[0]
     assert "; fix: " in lines[0]
+
+
+def test_topology_shows_vfs_and_every_host_bridge(tmp_path):
+    tree = SysfsTree(tmp_path / "node", iommu=True)
+    nic = tree.rdma_nic(tree.root_port("00:01.0"))
+    tree.sriov(nic, 2)
+    tree.host_bridge(1, 0x80, device=(0x8086, 0x09A2))  # Ice Lake Xeon: whitelisted in 6.1
+    tree.nvme(tree.root_port("0001:80:01.0"))
+    result = p2pctl("topology", "--root", tree.root)
+    lines = result.stdout.splitlines()
+    assert "pci0001:80 (host bridge: 0001:80:00.0 whitelisted)" in lines
+    vf = next(line for line in lines if "0000:01:00.2" in line)
+    assert vf.startswith("  `-") and "VF of 0000:01:00.0" in vf and "iommu_group 4" in vf
+    assert lines[-1].startswith("  `-0001:81:00.0") and "nvme0" in lines[-1]
