@@ -13,7 +13,7 @@ import yaml
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from p2pctl.lab.cache import lab_dir, ssh_key_path
-from p2pctl.lab.node import LabNode, Log, no_log
+from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 
 INVENTORY_GROUP = "p2plab"
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -73,14 +73,19 @@ class Lab:
         log: Log = no_log,
     ) -> LabNode:
         node = self.node(name)
-        kwargs: Dict[str, Any] = {"topology_name": topology, "ssh_port": ssh_port, "log": log}
-        if ssh_timeout is not None:
-            kwargs["ssh_timeout"] = ssh_timeout
+        # Two `lab up` at once must not claim the same SSH port or build the image twice:
+        # starting QEMU is done under the lab's lock, the long wait for SSH is not.
         with self._locked():
-            # Two `lab up` at once must not pick the same SSH port or overwrite each
-            # other's inventory; a lock for the whole start keeps them apart.
-            node.up(**kwargs)
-            self.write_inventory()
+            started = node.start(topology, ssh_port, log)
+        try:
+            timeout = SSH_TIMEOUT if ssh_timeout is None else ssh_timeout
+            if started:
+                node.wait_ready(timeout, log)
+            else:
+                node.wait_ssh(timeout)
+        finally:
+            with self._locked():
+                self.write_inventory()
         return node
 
     def down(self, name: str, log: Log = no_log) -> bool:

@@ -133,13 +133,20 @@ class LabNode:
         ssh_timeout: float = SSH_TIMEOUT,
         log: Log = no_log,
     ) -> None:
-        """Start the node (creating it on first use) and wait until it answers SSH.
+        """Start the node (creating it on first use) and wait until it answers SSH."""
+        if self.start(topology_name, ssh_port, log):
+            self.wait_ready(ssh_timeout, log)
+        else:
+            self.wait_ssh(ssh_timeout)
+
+    def start(self, topology_name: Optional[str] = None, ssh_port: Optional[int] = None, log: Log = no_log) -> bool:
+        """Start the node's QEMU (creating the node on first use); False if it was running already.
 
         A node keeps its topology for life: its drives and disk belong to it.
         """
         if self.is_running():
             log("%s: already running (ssh port %d)" % (self.name, self.config().ssh_port))
-            return
+            return False
         if self.exists():
             config = self.config()
             if topology_name and topology_name != config.topology:
@@ -170,14 +177,21 @@ class LabNode:
         config = NodeConfig(topology=config.topology, ssh_port=port, base_image=config.base_image)
         self._save(config)
         self._start_qemu(qemu, topology, config, log)
+        return True
+
+    def wait_ready(self, ssh_timeout: float = SSH_TIMEOUT, log: Log = no_log) -> None:
+        """Wait for SSH after start(), then boot into the topology's kernel arguments if it has any.
+
+        Nothing half-started is left behind: a node that does not come up is stopped.
+        """
+        topology = get_topology(self.config().topology)
         try:
             self.wait_ssh(ssh_timeout)
             self._apply_topology_cmdline(topology, ssh_timeout, log)
         except BaseException:
-            # Nothing half-started is left behind: a node that did not come up is stopped.
             self._kill()
             raise
-        log("%s: up, ssh port %d" % (self.name, port))
+        log("%s: up, ssh port %d" % (self.name, self.config().ssh_port))
 
     def _create(self, topology: Topology, log: Log) -> None:
         key = ensure_ssh_key()
