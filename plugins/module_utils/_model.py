@@ -233,16 +233,39 @@ class Cmb:
         """Published only when both WDS and RDS are set."""
         return self.wds and self.rds
 
-    def why_not_published(self) -> Optional[str]:
-        """Why nvme-pci will not publish this CMB as p2pmem (None when it will)."""
+    def mapped_size(self, bar: Optional[Tuple[int, int]] = None) -> int:
+        """The size nvme_map_cmb() registers: trimmed to the BAR (start, length) when known."""
+        size = self.size_bytes
+        if bar is not None and bar[1]:
+            size = min(size, max(0, bar[1] - self.offset_bytes))
+        return size
+
+    def why_not_registered(self, bar: Optional[Tuple[int, int]] = None) -> Optional[str]:
+        """Why nvme_map_cmb() skips pci_p2pdma_add_resource() (None when it calls it)."""
         if self.cmbsz == 0:
             return "CMBSZ is 0: the controller has no CMB"
+        if bar is not None and bar[1] and self.offset_bytes > bar[1]:
+            return "the CMB offset (%d bytes) lies beyond BAR %d (%d bytes): nvme-pci skips it" % (
+                self.offset_bytes,
+                self.bir,
+                bar[1],
+            )
+        size = self.mapped_size(bar)
+        if size % CMB_ALIGN:
+            return "the CMB size (%d bytes) is not 2 MiB aligned: nvme-pci skips it" % size
+        if bar is not None and bar[0] % CMB_ALIGN:
+            return "BAR %d starts at 0x%x, not 2 MiB aligned: nvme-pci skips the CMB" % (self.bir, bar[0])
+        return None
+
+    def why_not_published(self, bar: Optional[Tuple[int, int]] = None) -> Optional[str]:
+        """Why nvme-pci will not publish this CMB as p2pmem (None when it will)."""
+        skipped = self.why_not_registered(bar)
+        if skipped:
+            return skipped
         missing = [name for name, ok in (("WDS", self.wds), ("RDS", self.rds)) if not ok]
         if missing:
             return "CMBSZ lacks %s (write/read data support): nvme-pci registers the CMB but publishes it only " \
                 "when both WDS and RDS are set" % " and ".join(missing)
-        if self.size_bytes % CMB_ALIGN:
-            return "the CMB size (%d bytes) is not 2 MiB aligned: nvme-pci skips it" % self.size_bytes
         return None
 
     def sq_note(self, use_cmb_sqes: Optional[bool] = None) -> Optional[str]:
@@ -253,7 +276,7 @@ class Cmb:
         return "SQS is set: with nvme.use_cmb_sqes=1 (the default) I/O submission queues take p2pmem from " \
             "this CMB; boot with nvme.use_cmb_sqes=0 to keep it all for peer-to-peer use"
 
-    def to_dict(self) -> dict:
+    def to_dict(self, bar: Optional[Tuple[int, int]] = None) -> dict:
         return {
             "cmbsz": self.cmbsz,
             "cmbloc": self.cmbloc,
@@ -270,7 +293,9 @@ class Cmb:
             "ofst": self.ofst,
             "offset_bytes": self.offset_bytes,
             "publishable": self.publishable,
-            "why_not_published": self.why_not_published(),
+            "mapped_size": self.mapped_size(bar),
+            "why_not_registered": self.why_not_registered(bar),
+            "why_not_published": self.why_not_published(bar),
         }
 
 
@@ -312,6 +337,7 @@ class NvmeController:
     subsysnqn: Optional[str] = None
     address: Optional[str] = None
     cmb: Optional[Cmb] = None
+    cmb_bar: Optional[Tuple[int, int]] = None  # (start, length) of the BAR CMBLOC.BIR names
     namespaces: List[NvmeNamespace] = field(default_factory=list)
     sysfs_path: str = ""
 
@@ -330,7 +356,8 @@ class NvmeController:
             "state": self.state,
             "subsysnqn": self.subsysnqn,
             "address": self.address,
-            "cmb": None if self.cmb is None else self.cmb.to_dict(),
+            "cmb": None if self.cmb is None else self.cmb.to_dict(self.cmb_bar),
+            "cmb_bar": None if self.cmb_bar is None else {"start": self.cmb_bar[0], "length": self.cmb_bar[1]},
             "namespaces": [ns.to_dict() for ns in self.namespaces],
             "sysfs_path": self.sysfs_path,
         }
@@ -932,6 +959,9 @@ class _Reader:
                 cmbloc = self.integer(path + "/cmbloc", 10) if "cmbloc" in entries else 0
                 if cmbsz is not None:
                     cmb = Cmb(cmbsz=cmbsz, cmbloc=cmbloc or 0)
+            cmb_bar = None
+            if cmb is not None and bdf is not None and transport in (None, "pcie"):
+                cmb_bar = self.read_bar(bdf, cmb.bir)
             ctrl = NvmeController(
                 name=name,
                 bdf=bdf if transport in (None, "pcie") else None,
@@ -943,6 +973,7 @@ class _Reader:
                 subsysnqn=self.text(path + "/subsysnqn") if "subsysnqn" in entries else None,
                 address=self.text(path + "/address") if "address" in entries else None,
                 cmb=cmb,
+                cmb_bar=cmb_bar,
                 sysfs_path=path,
             )
             for entry in sorted(entries):
@@ -956,6 +987,22 @@ class _Reader:
                             NvmeNamespace(name=head, block_device=head, is_multipath_head=True, path_node=entry)
                         )
             self.node.nvme[name] = ctrl
+
+    def read_bar(self, bdf: str, index: int) -> Optional[Tuple[int, int]]:
+        """(start, length) of resource ``index`` from the function's ``resource`` file."""
+        fn = self.node.functions.get(bdf)
+        path = (fn.sysfs_path if fn is not None else SYS_PCI_DEVICES + "/" + bdf) + "/resource"
+        text = self.text(path)
+        if not text:
+            return None
+        lines = text.splitlines()
+        if index >= len(lines):
+            return None
+        try:
+            start, end, _flags = (int(part, 16) for part in lines[index].split())
+        except ValueError:
+            return None
+        return (start, end - start + 1) if end else (0, 0)
 
     # -- block ---------------------------------------------------------------------------
     def read_block(self) -> None:

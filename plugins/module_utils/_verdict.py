@@ -853,7 +853,7 @@ def publication(node: Node, provider: str) -> dict:
         cmbs = [c for c in node.nvme_for_bdf(bdf) if c.cmb is not None]
         absent = "no p2pmem directory: no driver registered peer-to-peer memory on %s" % bdf
         if cmbs and cmbs[0].cmb is not None:
-            reason = cmbs[0].cmb.why_not_published()
+            reason = cmbs[0].cmb.why_not_published(cmbs[0].cmb_bar)
             if reason:
                 absent += "; %s" % reason
         return {"provider": bdf, "has_p2pmem": False, "published": False, "size": 0, "available": 0, "why": absent}
@@ -861,8 +861,9 @@ def publication(node: Node, provider: str) -> dict:
     if not fn.p2pmem.published:
         why = "p2pmem is registered but not published: pci_p2pmem_find_many() and nvmet's p2pmem=1 skip it"
         for ctrl in node.nvme_for_bdf(bdf):
-            if ctrl.cmb is not None and ctrl.cmb.why_not_published():
-                why += "; %s" % ctrl.cmb.why_not_published()
+            reason = ctrl.cmb.why_not_published(ctrl.cmb_bar) if ctrl.cmb is not None else None
+            if reason:
+                why += "; %s" % reason
     return {
         "provider": bdf,
         "has_p2pmem": True,

@@ -618,10 +618,12 @@ class SysfsTree:
         ids: Tuple[int, int] = QEMU_NVME,
         multipath: bool = False,
         subsystem: int = 0,
+        cmb_bar: Optional[Tuple[int, int]] = None,
         **kwargs,  # type: ignore[no-untyped-def]
     ) -> NvmeDevice:
         """An NVMe controller (class 010802, driver nvme) with namespaces and optional CMB/p2pmem.
 
+        ``cmb_bar`` (start, length) places the CMB's BAR explicitly (default: aligned to its size).
         With ``multipath`` the namespaces are head nodes nvme<subsystem>n<N> below the
         nvme-subsystem, reached through path nodes nvme<subsystem>c<ctrl>n<N>.
         """
@@ -631,7 +633,8 @@ class SysfsTree:
         bar_size = max(16 * 1024, cmb.size_bytes if cmb is not None else 0)
         fn = self.endpoint(parent, ids=ids, class_code=CLASS_NVME, driver="nvme", p2pmem=p2pmem, **kwargs)
         if cmb is not None and cmb.bir:
-            fn.bars = [self._bar(16 * 1024)] + [(0, 0, 0)] * (cmb.bir - 1) + [self._bar(bar_size)]
+            bar = (cmb_bar[0], cmb_bar[1], 0x0C) if cmb_bar is not None else self._bar(bar_size)
+            fn.bars = [self._bar(16 * 1024)] + [(0, 0, 0)] * (cmb.bir - 1) + [bar]
         ctrl_path = fn.path + "/nvme/" + name
         attrs = {
             "transport": "pcie",

@@ -74,6 +74,9 @@ def test_nvme_controllers_cmb_and_namespaces(node_tree):
     assert cmb.size_bytes == 64 << 20
     assert (cmb.wds, cmb.rds, cmb.lists, cmb.cqs, cmb.sqs) == (True, True, True, False, True)
     assert cmb.publishable and cmb.why_not_published() is None
+    start, length = nvme0.cmb_bar
+    assert length == 64 << 20 and start % (64 << 20) == 0
+    assert cmb.why_not_published(nvme0.cmb_bar) is None
     assert [ns.name for ns in nvme0.namespaces] == ["nvme0n1"]
     assert node.nvme["nvme1"].cmb is None
 
@@ -98,6 +101,32 @@ def test_why_a_cmb_is_not_published(cmbsz, reason):
         assert why is None
     else:
         assert reason in why
+
+
+@pytest.mark.parametrize(
+    "cmbloc, bar, registered_size, reason",
+    [
+        (0x2, (0xC000_0000, 64 << 20), 64 << 20, None),
+        (0x2, (0xC000_0000, 32 << 20), 32 << 20, None),  # trimmed to the BAR
+        (0x2, (0xC010_0000, 64 << 20), 64 << 20, "not 2 MiB aligned: nvme-pci skips the CMB"),
+        (0x2 | (65 << 12), (0xC000_0000, 64 << 20), 0, "lies beyond BAR 2"),  # OFST 65 MiB
+        (0x2 | (1 << 12), (0xC000_0000, 64 << 20), 63 << 20, "size (66060288 bytes) is not 2 MiB aligned"),
+    ],
+)
+def test_cmb_registration_follows_nvme_map_cmb(cmbloc, bar, registered_size, reason):
+    cmb = Cmb(cmbsz=(64 << 12) | (2 << 8) | 0x18, cmbloc=cmbloc)
+    assert cmb.mapped_size(bar) == registered_size
+    why = cmb.why_not_registered(bar)
+    assert why is None if reason is None else reason in why
+
+
+def test_unaligned_cmb_bar_is_read_from_resource(tmp_path):
+    tree = SysfsTree(tmp_path)
+    rp = tree.root_port("00:01.0")
+    tree.nvme(rp, cmb=CMB_QEMU_64M, cmb_bar=(0xC010_0000, 64 << 20))
+    ctrl = read_node(tree.sysroot()).nvme["nvme0"]
+    assert ctrl.cmb_bar == (0xC010_0000, 64 << 20)
+    assert "BAR 2 starts at 0xc0100000" in ctrl.cmb.why_not_published(ctrl.cmb_bar)
 
 
 def test_multipath_head_is_detected_and_refused_as_a_client(node_tree):
