@@ -164,3 +164,24 @@ def test_qemu_builds_the_machine_of_every_preset(preset: str, tmp_path: Path) ->
 def test_the_lab_docs_show_every_preset_diagram(preset: str) -> None:
     docs = (Path(__file__).parents[2] / "docs" / "lab.md").read_text()
     assert get_topology(preset).diagram in docs
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up", "--topology", "nope"], "p2pctl: error: unknown lab topology 'nope'; fix: choose one of: acs, cascade"),
+        (["down", "ghost"], "p2pctl: error: there is no lab node named 'ghost'; fix: see p2pctl lab status"),
+        (["ssh"], "p2pctl: error: no lab node is running; fix: start one with p2pctl lab up"),
+        (
+            ["ssh", "ghost", "--", "true"],
+            "p2pctl: error: lab node 'ghost' is not running; fix: p2pctl lab up --name ghost",
+        ),
+    ],
+)
+def test_lab_commands_fail_with_one_line_and_exit_2(argv: list, message: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("p2pctl")), "lab", *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(message)
+    assert "Traceback" not in done.stderr
