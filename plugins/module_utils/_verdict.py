@@ -549,15 +549,12 @@ class _Engine:
     def _where(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
         if p_fn.host_bridge != c_fn.host_bridge:
             return "they sit below different host bridges, %s and %s" % (p_fn.host_bridge, c_fn.host_bridge)
-        p_top = self.node.chains[p_fn.bdf][-1]
-        c_top = self.node.chains[c_fn.bdf][-1]
-        return "their paths meet only at host bridge %s: %s is below %s, %s below %s" % (
-            p_fn.host_bridge,
-            p_fn.bdf,
-            p_top if p_top != p_fn.bdf else "the root bus",
-            c_fn.bdf,
-            c_top if c_top != c_fn.bdf else "the root bus",
-        )
+
+        def place(fn: PciFunction) -> str:
+            top = self.node.chains[fn.bdf][-1]
+            return "%s sits on the root bus" % fn.bdf if top == fn.bdf else "%s is below %s" % (fn.bdf, top)
+
+        return "their paths meet only at host bridge %s: %s, %s" % (p_fn.host_bridge, place(p_fn), place(c_fn))
 
     def _host_reason(self, p_fn: PciFunction, c_fn: PciFunction, supported: bool) -> str:
         kernel = self.node.kernel
