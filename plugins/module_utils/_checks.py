@@ -217,8 +217,11 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
         if ctrl.cmb is not None:
             evidence["%s/cmbsz" % ctrl.sysfs_path] = "0x%08x" % ctrl.cmb.cmbsz
             evidence["%s/cmbloc" % ctrl.sysfs_path] = "0x%08x" % ctrl.cmb.cmbloc
-            evidence["%s cmb decoded" % ctrl.name] = ctrl.cmb.to_dict()
-            cmb_reason = cmb_reason or ctrl.cmb.why_not_published()
+            evidence["%s cmb decoded" % ctrl.name] = ctrl.cmb.to_dict(ctrl.cmb_bar)
+            if ctrl.cmb_bar is not None:
+                evidence[_fn_path(bdf, "resource")] = "BAR %d at 0x%x, %d bytes" % (
+                    ctrl.cmb.bir, ctrl.cmb_bar[0], ctrl.cmb_bar[1])
+            cmb_reason = cmb_reason or ctrl.cmb.why_not_published(ctrl.cmb_bar)
             sqs_note = sqs_note or ctrl.cmb.sq_note(False if _use_cmb_sqes_disabled(node) else None)
     names = " (%s)" % ", ".join(c.name for c in controllers) if controllers else ""
     failing = FAIL if configured else WARN
@@ -228,8 +231,8 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
             fix = "use a provider with a Controller Memory Buffer that sets WDS and RDS (check 'nvme id-ctrl')"
         elif cmb_reason:
             why = "%s%s has no p2pmem: %s" % (bdf, names, cmb_reason)
-            fix = "use a controller whose CMBSZ sets WDS and RDS with a 2 MiB aligned size, or the pseudo-CMB " \
-                "kernel patch for cards that expose memory on BAR 4"
+            fix = "use a controller whose CMB sets WDS and RDS and whose size and BAR are 2 MiB aligned, or the " \
+                "pseudo-CMB kernel patch for cards that expose memory on BAR 4"
         else:
             why = "%s%s has no p2pmem directory: no driver registered peer-to-peer memory on it" % (bdf, names)
             fix = "check that the kernel has CONFIG_PCI_P2PDMA=y and that the device's driver is bound"

@@ -15,7 +15,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._checks import (
     worst_status,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, Cmb, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, CMBSZ_WDS, Cmb, read_node
 from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, switch_node
 from tests.support.sysfs_tree import SysfsTree
 
@@ -78,6 +78,16 @@ def test_cmb_without_wds_is_registered_but_not_published(tmp_path):
     assert result.status == FAIL
     assert "did not publish it" in result.why and "lacks WDS" in result.why
     assert result.evidence["/sys/bus/pci/devices/0000:01:00.0/p2pmem/published"] == 0
+
+
+def test_a_cmb_that_is_not_2mib_aligned_is_never_registered(tmp_path):
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
+    cmb = Cmb(cmbsz=(3 << 12) | SZU_1M | CMBSZ_WDS | CMBSZ_RDS, cmbloc=0x2)  # 3 MiB
+    tree.nvme(tree.root_port("00:01.0"), cmb=cmb)
+    result = _checks(tree, ["nvme0"])["provider:0000:01:00.0"]
+    assert result.status == FAIL
+    assert "has no p2pmem: the CMB size (3145728 bytes) is not 2 MiB aligned" in result.why
+    assert result.evidence["/sys/bus/pci/devices/0000:01:00.0/p2pmem"] == "absent"
 
 
 def test_a_provider_without_cmb_fails_when_asked_for(tmp_path):
