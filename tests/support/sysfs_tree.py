@@ -424,29 +424,10 @@ class SysfsTree:
         multifunction: bool = False,
     ) -> Function:
         """A root port on the root bus (``[dddd:]bb:dd.f``); ``acs_ctrl=None`` leaves out ACS."""
-        host, bus, dev, fn = self._host_for(address)
-        port = Function(
-            tree=self,
-            host=host,
-            parent=None,
-            bus=bus,
-            dev=dev,
-            fn=fn,
-            vendor=ids[0],
-            device=ids[1],
-            class_code=CLASS_PCI_BRIDGE,
-            port_type="root_port",
-            header_type=1,
-            acs_cap=None if acs_ctrl is None else acs_cap,
-            acs_ctrl=acs_ctrl or 0,
-            link_speed=link[0],
-            link_width=link[1],
-            config_bytes=config_bytes,
-            driver="pcieport",
-            multifunction=multifunction,
-        )
-        port.secondary_bus = self._alloc_bus(host)
-        return self._add(port)
+        host, bus, dev, function = self._host_for(address)
+        port = self._port(host, None, bus, dev, function, "root_port", ids, acs_ctrl, acs_cap, link, config_bytes)
+        port.multifunction = multifunction
+        return port
 
     def bridge(
         self,
@@ -460,7 +441,24 @@ class SysfsTree:
         link: Tuple[int, int] = (4, 16),
         config_bytes: int = 4096,
     ) -> Function:
+        """A bridge (``port_type`` switch_upstream, switch_downstream, pcie_to_pci_bridge...) below ``parent``."""
         host, bus, dev = self._slot_below(parent, slot)
+        return self._port(host, parent, bus, dev, function, port_type, ids, acs_ctrl, acs_cap, link, config_bytes)
+
+    def _port(
+        self,
+        host: HostBridge,
+        parent: Optional[Function],
+        bus: int,
+        dev: int,
+        function: int,
+        port_type: str,
+        ids: Tuple[int, int],
+        acs_ctrl: Optional[int],
+        acs_cap: int,
+        link: Tuple[int, int],
+        config_bytes: int,
+    ) -> Function:
         port = Function(
             tree=self,
             host=host,
