@@ -98,6 +98,7 @@ class PciFunction:
     subordinate_bus: Optional[int] = None
     config_bytes: int = 0
     virtfns: List[str] = field(default_factory=list)
+    sriov_vf_device: Optional[int] = None  # a PF's SR-IOV "VF Device ID"
     children: List[str] = field(default_factory=list)
 
     @property
@@ -537,6 +538,11 @@ class Node:
                 pf = self.functions[fn.physfn]
                 if bdf not in pf.virtfns:
                     pf.virtfns.append(bdf)
+                if fn.vendor in (None, 0xFFFF):
+                    # A VF's own ID registers read 0xffff; like pci_iov_add_virtfn(), take the
+                    # PF's vendor and the VF Device ID of its SR-IOV capability.
+                    fn.vendor = pf.vendor
+                    fn.device = pf.sriov_vf_device if pf.sriov_vf_device is not None else fn.device
         for bdf in self.functions:
             self._chain_of(bdf)
         self.host_bridge_of = {bdf: fn.host_bridge for bdf, fn in self.functions.items()}
@@ -911,6 +917,7 @@ class _Reader:
             subordinate_bus=config.subordinate_bus if config is not None else None,
             config_bytes=len(data) if data else 0,
             virtfns=[v for v in virtfns if v],
+            sriov_vf_device=config.sriov_vf_device if config is not None and virtfns else None,
         )
 
     def sysfs_link(self, path: str, entries: Iterable[str]) -> LinkInfo:

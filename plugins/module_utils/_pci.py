@@ -429,6 +429,14 @@ class ConfigSpace:
         return found
 
     @property
+    def sriov_vf_device(self) -> Optional[int]:
+        """The SR-IOV capability's VF Device ID (offset 0x1a), None without one."""
+        caps = self.extended_capabilities()
+        if not caps or PCI_EXT_CAP_ID_SRIOV not in caps:
+            return None
+        return self._u16(caps[PCI_EXT_CAP_ID_SRIOV] + 0x1A)
+
+    @property
     def acs_known(self) -> bool:
         return self.extended_known
 

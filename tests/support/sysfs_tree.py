@@ -174,7 +174,9 @@ def build_config(fn: Function) -> bytes:
     """A config space image the kernel and lspci would decode as ``fn``."""
     size = 4096
     data = bytearray(size)
-    struct.pack_into("<HH", data, 0x00, fn.vendor, fn.device)
+    # A VF's own Vendor and Device ID registers read 0xffff (SR-IOV); sysfs shows the real ones.
+    ids = (0xFFFF, 0xFFFF) if fn.physfn is not None else (fn.vendor, fn.device)
+    struct.pack_into("<HH", data, 0x00, *ids)
     struct.pack_into("<H", data, 0x04, 0x0006 if fn.physfn is None else 0x0004)  # memory + bus master
     has_caps = fn.port_type is not None
     struct.pack_into("<H", data, 0x06, 0x0010 if has_caps else 0x0000)
@@ -214,12 +216,22 @@ def build_config(fn: Function) -> bytes:
             struct.pack_into("<I", data, pos + 0x0C, (port_number << 24) | (max_width << 4) | max_speed)
             struct.pack_into("<H", data, pos + 0x12, 0x1000 | (fn.link_width << 4) | fn.link_speed)
             struct.pack_into("<I", data, pos + 0x2C, sum(1 << bit for bit in range(1, max_speed + 1)))
-        # Extended capabilities: AER at 0x100, then ACS where QEMU puts it (0x148).
-        acs_at = fn.acs_offset if fn.acs_cap is not None else 0
-        struct.pack_into("<I", data, 0x100, 0x0001 | (0x2 << 16) | (acs_at << 20))
+        # Extended capabilities: AER at 0x100, then ACS where QEMU puts it (0x148), then
+        # SR-IOV on a PF (its VF Device ID is where the kernel takes the VFs' ID from).
+        ext = [(0x0001, 2, 0x100, b"")]
         if fn.acs_cap is not None:
-            struct.pack_into("<I", data, acs_at, 0x000D | (0x1 << 16))
-            struct.pack_into("<HH", data, acs_at + 4, fn.acs_cap, fn.acs_ctrl)
+            ext.append((0x000D, 1, fn.acs_offset, struct.pack("<HH", fn.acs_cap, fn.acs_ctrl)))
+        if fn.virtfns:
+            sriov = bytearray(0x3C)
+            struct.pack_into("<HH", sriov, 0x0C - 4, len(fn.virtfns), len(fn.virtfns))  # InitialVFs, TotalVFs
+            struct.pack_into("<H", sriov, 0x10 - 4, len(fn.virtfns))  # NumVFs
+            struct.pack_into("<HH", sriov, 0x14 - 4, 1, 1)  # First VF Offset, VF Stride
+            struct.pack_into("<H", sriov, 0x1A - 4, fn.virtfns[0].device)  # VF Device ID
+            ext.append((0x0010, 1, 0x160, bytes(sriov)))
+        for index, (cap_id, version, offset, body) in enumerate(ext):
+            following = ext[index + 1][2] if index + 1 < len(ext) else 0
+            struct.pack_into("<I", data, offset, cap_id | (version << 16) | (following << 20))
+            data[offset + 4 : offset + 4 + len(body)] = body
     return bytes(data[: fn.config_bytes])
 
 

@@ -61,6 +61,7 @@ def test_vf_walks_up_through_its_pf(node_tree):
     node = read_node(node_tree.sysroot())
     vf = node.functions["0000:05:00.1"]
     assert vf.physfn == "0000:05:00.0" and vf.is_vf
+    assert vf.ident == "15b3:1018"  # from sysfs: the VF's config space reads ffff:ffff
     assert vf.upstream_bdf == "0000:02:02.0"
     assert node.functions["0000:05:00.0"].virtfns == ["0000:05:00.1", "0000:05:00.2"]
 
