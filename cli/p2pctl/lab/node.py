@@ -310,8 +310,15 @@ class LabNode:
     def reboot(self, timeout: float = SSH_TIMEOUT) -> None:
         """Reboot the guest from inside and wait until a new boot answers SSH."""
         boot_id = self.run(["cat", "/proc/sys/kernel/random/boot_id"]).strip()
-        # The SSH session may be cut by the reboot itself: its exit status says nothing.
-        subprocess.run(self.ssh_argv(["systemctl", "reboot"]), capture_output=True, check=False)
+        # The SSH session may be cut, or left hanging, by the reboot itself: its exit status says nothing.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                self.ssh_argv(["systemctl", "reboot"]),
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=60,
+                check=False,
+            )
         deadline = time.monotonic() + timeout
         while True:
             self.wait_ssh(max(1.0, deadline - time.monotonic()))
