@@ -147,6 +147,8 @@ ACS_PARAM_FIX = "9cf8a952d57b (6.15; stable 6.12.23, 6.13.11, 6.14.2)"
 P2PMEM_ALLOCATE_SINCE: Version = (6, 2, 0)
 
 _RELEASE_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
+# Debian (6.1.0-28-amd64) and Ubuntu (6.8.0-52-generic) ABI names: the ".0" is not the sublevel.
+_ABI_RELEASE_RE = re.compile(r"^\s*\d+\.\d+\.0-\d+")
 
 
 def parse_release(release: str) -> Optional[Version]:
@@ -168,17 +170,27 @@ def is_x86(arch: Optional[str]) -> bool:
 class KernelRules:
     """What one kernel release decides beyond the tree walk."""
 
-    def __init__(self, release: str, version: Version, covered: bool) -> None:
+    def __init__(self, release: str, version: Version, covered: bool, sublevel_known: bool = True) -> None:
         self.release = release
         self.version = version
+        # False for distribution ABI names such as 6.1.0-28-amd64 or 6.8.0-52-generic, whose
+        # ".0" is not the upstream sublevel; rules that stable updates changed then say so.
+        self.sublevel_known = sublevel_known
         # False when the release is older than the sources these rules were read from, or
         # could not be parsed: the verdict still follows 6.1's logic and says so.
         self.covered = covered
         self.whitelist: Tuple[WhitelistEntry, ...] = tuple(e for e in ALL_ENTRIES if e.in_release(version))
         self.supports_config_acs = version >= CONFIG_ACS_SINCE
         self.has_p2pmem_allocate = version >= P2PMEM_ALLOCATE_SINCE
-        # True where the ACS parameters cannot clear redirect bits the firmware set.
-        self.acs_param_firmware_only = any(low <= version < high for low, high in ACS_PARAM_FIRMWARE_ONLY)
+        # True where the ACS parameters cannot clear redirect bits the firmware set; None when
+        # that depends on a sublevel the release name hides.
+        self.acs_param_firmware_only: Optional[bool] = any(
+            low <= version < high for low, high in ACS_PARAM_FIRMWARE_ONLY
+        )
+        if not sublevel_known:
+            whole_series = any(low <= version[:2] + (999,) < high for low, high in ACS_PARAM_FIRMWARE_ONLY)
+            touched = any(low[:2] <= version[:2] <= high[:2] for low, high in ACS_PARAM_FIRMWARE_ONLY)
+            self.acs_param_firmware_only = True if whole_series else (None if touched else False)
         self._lookup_cache: Dict[Tuple[int, int], Optional[WhitelistEntry]] = {}
 
     @property
@@ -204,13 +216,20 @@ class KernelRules:
         if version is None:
             # Unknown release: judge by the newest rules known, and say so.
             return cls(release or "unknown", NEWEST_KNOWN, covered=False)
-        return cls(release or version_text(version), version, covered=version >= OLDEST_COVERED)
+        return cls(
+            release or version_text(version),
+            version,
+            covered=version >= OLDEST_COVERED,
+            sublevel_known=not _ABI_RELEASE_RE.match(release or ""),
+        )
 
     @classmethod
-    def for_kernel(cls, release: Optional[str], version: Optional[Version] = None) -> KernelRules:
+    def for_kernel(
+        cls, release: Optional[str], version: Optional[Version] = None, sublevel_known: bool = True
+    ) -> KernelRules:
         """Rules for a running kernel: its upstream version (Debian's /proc/version has the
         sublevel that the release 6.1.0-28-amd64 hides) when known, else its release."""
-        if version is None:
+        if version is None or not sublevel_known:
             return cls.for_release(release)
         return cls(release or version_text(version), version, covered=version >= OLDEST_COVERED)
 

@@ -436,6 +436,9 @@ class KernelInfo:
     iommu_in_use: bool
     iommu_evidence: List[str] = field(default_factory=list)
     version_string: Optional[str] = None  # /proc/version
+    # True when ``version`` has the real upstream sublevel (from /proc/version or the release
+    # itself), False when it comes from an ABI name such as 6.1.0-28-amd64 alone.
+    sublevel_known: bool = True
 
     def config_value(self, option: str) -> Optional[str]:
         """``y``, ``m``, a value, or None when unset or the config is unknown."""
@@ -1117,6 +1120,7 @@ class _Reader:
             arch = _arch_from_config(config)
         cpu_vendor, cpu_family = self.read_cpu()
         in_use, evidence = self.read_iommu(cmdline)
+        version, sublevel_known = _kernel_version(release, version_string, self.text("/proc/version_signature"))
         if release is None:
             self.problem(
                 "/proc/sys/kernel/osrelease",
@@ -1125,7 +1129,8 @@ class _Reader:
             )
         self.node.kernel = KernelInfo(
             release=release,
-            version=_kernel_version(release, version_string, self.text("/proc/version_signature")),
+            version=version,
+            sublevel_known=sublevel_known,
             cmdline=cmdline,
             config=config,
             config_source=source,
@@ -1236,7 +1241,7 @@ def _arch_from_config(config: Dict[str, str]) -> Optional[str]:
 
 def _kernel_version(
     release: Optional[str], version_string: Optional[str], signature: Optional[str] = None
-) -> Optional[Tuple[int, int, int]]:
+) -> Tuple[Optional[Tuple[int, int, int]], bool]:
     """The upstream version: distribution releases (6.1.0-28-amd64) hide the sublevel.
 
     Debian puts it after the build number in /proc/version ("#1 SMP ... Debian 6.1.119-1");
@@ -1246,14 +1251,15 @@ def _kernel_version(
     build = (version_string or "").partition("#")[2]
     match = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", build)
     if match:
-        return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        return (int(match.group(1)), int(match.group(2)), int(match.group(3))), True
     match = re.search(r"(\d+)\.(\d+)\.(\d+)\s*$", signature or "")
     if match:
-        return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        return (int(match.group(1)), int(match.group(2)), int(match.group(3))), True
     match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", release or "")
     if match:
-        return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
-    return None
+        version = (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+        return version, not re.match(r"^\d+\.\d+\.0-\d+", release or "")
+    return None, False
 
 
 def read_node(root: Optional[SysRoot] = None) -> Node:

@@ -663,7 +663,13 @@ class _Engine:
                     "s" if len(listed) == 1 else "",
                 )
             )
-        if self.rules.acs_param_firmware_only:
+        if self.rules.acs_param_firmware_only is None:
+            notes.append(
+                "kernel %s hides its sublevel: if it predates %s, the ACS parameters only put back the "
+                "firmware's ACS setting and will not clear redirect the firmware set"
+                % (self.rules.release, ACS_PARAM_FIX)
+            )
+        elif self.rules.acs_param_firmware_only:
             if self.node.kernel.iommu_in_use:
                 cause = "with the IOMMU on the kernel set these bits, so the parameter works, but any the " \
                     "firmware set stay"
@@ -759,7 +765,7 @@ def _kernel_acs_list(devices: Iterable[str]) -> str:
 def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
     """The (cached) engine for a node and a release; verdicts are cached inside it."""
     if rules is None:
-        rules = KernelRules.for_kernel(node.kernel.release, node.kernel.version)
+        rules = KernelRules.for_kernel(node.kernel.release, node.kernel.version, node.kernel.sublevel_known)
     cache = node.__dict__.setdefault("_verdict_engines", {})
     key = (rules.release, rules.version)
     engine = cache.get(key)
