@@ -47,18 +47,12 @@ def status() -> None:
     if not rows:
         click.echo("no lab nodes; start one with p2pctl lab up")
         return
-    click.echo("%-12s %-11s %-8s %-6s %s" % ("NODE", "TOPOLOGY", "STATE", "PORT", "PID"))
+    width = max(len(row.name) for row in rows) + 2
+    line = "%%-%ds %%-11s %%-8s %%-6s %%s" % width
+    click.echo(line % ("NODE", "TOPOLOGY", "STATE", "PORT", "PID"))
     for row in rows:
-        click.echo(
-            "%-12s %-11s %-8s %-6s %s"
-            % (
-                row.name,
-                row.topology,
-                "running" if row.running else "stopped",
-                row.ssh_port if row.running else "-",
-                row.pid or "-",
-            )
-        )
+        state = "running" if row.running else "stopped"
+        click.echo(line % (row.name, row.topology, state, row.ssh_port if row.running else "-", row.pid or "-"))
     click.echo("inventory: %s" % the_lab.inventory_path)
 
 
