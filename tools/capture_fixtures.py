@@ -230,8 +230,9 @@ pcie.0 (q35 host bridge)
             ),
             extra_images=("vfns",),
             guest_setup="guest_enable_nvme_vfs.sh",
-            # One block device per controller, so that each VF's namespace is its own client.
-            cmdline=("nvme_core.multipath=N",),
+            # One block device per controller, so that each VF's namespace is its own client;
+            # SeaBIOS sizes bridge windows without the VF BARs, so Linux must redo them.
+            cmdline=("nvme_core.multipath=N", "pci=realloc"),
         ),
         "multipath": Fixture(
             Topology(

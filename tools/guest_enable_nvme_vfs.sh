@@ -32,7 +32,9 @@ for function in /sys/bus/pci/devices/*; do
     nvme virt-mgmt "$controller" --cntlid=0 --rt=1 --act=1 --nr=0
     nvme virt-mgmt "$controller" --cntlid=0 --rt=0 --act=1 --nr=0
     echo 1 > "$function/reset"
-    echo 0 > "$function/sriov_drivers_autoprobe"
+    # VFs come up offline, so nvme's first probe of each fails; they stay open to
+    # binding only while sriov_drivers_autoprobe is on (the kernel decides that when it
+    # adds them), so bind again once they are online.
     echo "$total" > "$function/sriov_numvfs"
     secondary=1
     while [ "$secondary" -le "$total" ]; do
@@ -42,6 +44,10 @@ for function in /sys/bus/pci/devices/*; do
         secondary=$((secondary + 1))
     done
     for virtfn in "$function"/virtfn*; do
-        basename "$(readlink -f "$virtfn")" > /sys/bus/pci/drivers/nvme/bind
+        vf=$(basename "$(readlink -f "$virtfn")")
+        if [ -e "/sys/bus/pci/devices/$vf/driver" ]; then
+            echo "$vf" > "/sys/bus/pci/devices/$vf/driver/unbind"
+        fi
+        echo "$vf" > /sys/bus/pci/drivers/nvme/bind
     done
 done
