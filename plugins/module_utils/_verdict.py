@@ -490,9 +490,9 @@ class _Engine:
         if ancestor is None:
             route = "%s and %s share no upstream bridge (%s)" % (provider, client, self._where(p_fn, c_fn))
         else:
-            route = "ACS redirect is set on %s, so the transfer between %s and %s goes up through the host " \
+            route = "ACS redirect is on at %s, so the transfer between %s and %s goes up through the host " \
                 "bridge instead of turning at %s%s" % (
-                    "; ".join(self._acs_text(b) for b in redirect),
+                    " and ".join(self._acs_text(b) for b in redirect),
                     provider,
                     client,
                     ancestor,
@@ -544,7 +544,7 @@ class _Engine:
     def _acs_text(self, bdf: str) -> str:
         fn = self.node.functions[bdf]
         flags = fn.acs.redirect_flags if fn.acs else []
-        return "%s%s has %s in ACS Control" % (bdf, self._describe(bdf), "|".join(flags))
+        return "%s%s (ACS Control %s)" % (bdf, self._describe(bdf), "|".join(flags))
 
     def _where(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
         if p_fn.host_bridge != c_fn.host_bridge:
