@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -196,6 +196,16 @@ pcie.0 (q35 host bridge)
             ),
             "two host bridges with an AMD family 17h CPU: accepted through the host bridge",
             expander_args=_expander("pxb1", 0x80, 0x08),
+        ),
+        "acs-epyc": Fixture(
+            replace(PRESETS["acs"], name="acs-epyc", cpu=AMD_ZEN_CPU),
+            "ACS redirect with an AMD family 17h CPU: accepted through the host bridge, the redirect still logged",
+        ),
+        "acs-disabled": Fixture(
+            PRESETS["acs"],
+            "the acs preset booted with pci=disable_acs_redir for its root port: the direct path is back",
+            # rp1 of the acs preset is 00:04.0.
+            cmdline=("pci=disable_acs_redir=0000:00:04.0",),
         ),
         "sriov": Fixture(
             Topology(
