@@ -8,11 +8,15 @@ builder's tree can be compared function by function (tests/unit/test_sysfs_tree_
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
 from p2pctl.lab.topologies import AMD_ZEN_CPU, Topology
 from tests.support.sysfs_tree import (
+    ACS_CR,
+    ACS_EC,
+    ACS_RR,
     CLASS_ETHERNET,
     KERNEL_IOMMU_ACS,
     QEMU_SWITCH_DOWN,
@@ -35,12 +39,16 @@ def cpu_of(topology: Topology) -> tuple:
 
 
 def build_topology(
-    tree: SysfsTree, topology: Topology, expanders: Optional[Mapping[str, int]] = None
+    tree: SysfsTree,
+    topology: Topology,
+    expanders: Optional[Mapping[str, int]] = None,
+    cmdline: Sequence[str] = (),
 ) -> Dict[str, Function]:
     """Add ``topology``'s ports, drives and NIC to ``tree``; returns each QEMU id's function.
 
     ``expanders`` maps a pxb-pcie id to its bus number (a host bridge of its own).
-    With ``topology.iommu`` the root ports carry what the guest kernel sets for an IOMMU.
+    With ``topology.iommu`` the root ports carry what the guest kernel sets for an IOMMU,
+    less what a ``pci=disable_acs_redir=`` in ``cmdline`` (6.1 semantics) clears again.
     """
     buses: Dict[str, HostBridge] = {"pcie.0": tree.host_bridge(0, 0)}
     for bus_id, bus_nr in (expanders or {}).items():
@@ -69,7 +77,24 @@ def build_topology(
         placed[drive.id] = nvme.function
     if topology.nic_bus:
         placed["nic"] = tree.endpoint(placed[topology.nic_bus], ids=E1000E, class_code=CLASS_ETHERNET, driver="e1000e")
+    cleared = set(_disable_acs_redir(list(topology.cmdline) + list(cmdline)))
+    for fn in placed.values():
+        if fn.bdf in cleared and fn.acs_cap is not None:
+            fn.acs_ctrl &= ~(ACS_RR | ACS_CR | ACS_EC)
     return placed
+
+
+def _disable_acs_redir(words: Sequence[str]) -> List[str]:
+    """The addresses named by pci=disable_acs_redir= (the plain address form only)."""
+    found: List[str] = []
+    for word in words:
+        if not word.startswith("pci="):
+            continue
+        for option in word[4:].split(","):
+            key, _, value = option.partition("=")
+            if key == "disable_acs_redir":
+                found = [parse_bdf(entry) for entry in value.split(";") if entry]
+    return found
 
 
 def projection(node: Node, roots: Optional[set] = None) -> Dict[str, dict]:

@@ -58,7 +58,7 @@ def test_builder_reads_like_the_guest(tmp_path, name):
     guest = read_node(open_snapshot(str(GUESTS / name / "snapshot.tar.gz")))
 
     tree = SysfsTree(tmp_path / "built", kernel=guest.kernel.release or "6.1.0", cpu=cpu_of(fixture.topology))
-    build_topology(tree, fixture.topology, _expanders(fixture))
+    build_topology(tree, fixture.topology, _expanders(fixture), fixture.cmdline)
     built = read_node(tree.sysroot())
 
     roots = {b for b, fn in built.functions.items() if fn.port_type == "root_port" and fn.upstream_bdf is None}
@@ -75,7 +75,7 @@ def test_every_fixture_topology_builds(tmp_path, name):
     # The translation itself, with or without captured guests: every drive lands where QEMU puts it.
     fixture = CAPTURE.FIXTURES_BY_NAME[name]
     tree = SysfsTree(tmp_path, cpu=cpu_of(fixture.topology))
-    placed = build_topology(tree, fixture.topology, _expanders(fixture))
+    placed = build_topology(tree, fixture.topology, _expanders(fixture), fixture.cmdline)
     node = read_node(tree.sysroot())
     for drive in fixture.topology.drives:
         fn = node.functions[placed[drive.id].bdf]
