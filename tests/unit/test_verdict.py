@@ -133,6 +133,9 @@ CASES = [
      "0000:03:00.0", "0000:07:00.0", MapType.NOT_SUPPORTED, -1, None, []),
     ("root-ports-amd-family-16h", switch_and_root_ports, {}, OLD_AMD, "6.12.0-1-amd64",
      "0000:03:00.0", "0000:07:00.0", MapType.NOT_SUPPORTED, -1, None, []),
+    # Without a common bridge the ACS the provider's walk met is never used (acs_redirects stays false).
+    ("acs-without-common-bridge", switch_and_root_ports, {"root_port_acs": KERNEL_IOMMU_ACS}, EPYC, "6.1.0-28-amd64",
+     "0000:03:00.0", "0000:07:00.0", MapType.THRU_HOST_BRIDGE, 6, None, []),
     # Root port above the common switch: not on the checked path.
     ("acs-above-ancestor", switch_and_root_ports, {"root_port_acs": KERNEL_IOMMU_ACS}, INTEL, "6.1.0-28-amd64",
      "0000:03:00.0", "0000:04:00.0", MapType.BUS_ADDR, 4, "0000:01:00.0", []),
