@@ -775,14 +775,9 @@ def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
     return engine
 
 
-def _client(node: Node, name: str) -> Tuple[Optional[str], Optional[PairVerdict]]:
-    """The PCI function of a client, or a ready verdict when it is not a PCI device."""
-    if name in node.functions:
-        return name, None
-    bdf = node.pci_parent_of(name)
-    if bdf is not None:
-        return bdf, None
-    return None, None
+def _client(node: Node, name: str) -> Optional[str]:
+    """The PCI function find_parent_pci_dev() finds for a client; None when it is not a PCI device."""
+    return name if name in node.functions else node.pci_parent_of(name)
 
 
 def pair_verdict(
@@ -791,7 +786,7 @@ def pair_verdict(
     """calc_map_type_and_dist() for one pair; names (nvme0, nvme0n1, mlx5_0, eth0) are accepted."""
     engine = engine_for(node, rules)
     provider = provider_bdf if provider_bdf in node.functions else node.resolve(provider_bdf)
-    client, _ = _client(node, client_bdf)
+    client = _client(node, client_bdf)
     if client is None:
         return _not_pci(node, provider, client_bdf)
     name = None if client_bdf == client else client_bdf
@@ -815,7 +810,7 @@ def distance_many(
             decision = decisions.get(name)
             append(decision if decision is not None else decide(walk, name))
             continue
-        client, _ = _client(node, name)
+        client = _client(node, name)
         if client is None:
             append(_not_pci(node, provider_bdf, name))
         else:
