@@ -222,7 +222,7 @@ def build_packages(
 
     objdir = os.path.join(output_dir, "build")
     env = dict(os.environ)
-    make_extra = ["LOCALVERSION=" + localversion, "KDEB_PKGVERSION=%s-1" % digest]
+    make_extra = ["LOCALVERSION=" + localversion]
     if ccache_dir:
         os.makedirs(ccache_dir, exist_ok=True)
         env.update(

@@ -32,9 +32,9 @@ def test_pseudo_cmb_publishes_bar4_as_p2pmem(host: Any) -> None:
     p2pmem = "/sys/bus/pci/devices/%s/p2pmem" % PMR_DRIVE
     assert host.file(p2pmem + "/published").content_string.strip() == "1"
     assert int(host.file(p2pmem + "/size").content_string) == 32 * 1024 * 1024
-    # The synthesized CMBSZ: SZ = 2 units, SZU = 2 (16 MiB), WDS | RDS.
+    # The synthesized CMBSZ: SZ = 2 units of SZU 3 (16 MiB), WDS | RDS.
     cmbsz = int(host.check_output("cat /sys/bus/pci/devices/%s/nvme/nvme*/cmbsz" % PMR_DRIVE))
-    assert cmbsz == (2 << 12) | (2 << 8) | (1 << 4) | (1 << 3)
+    assert cmbsz == (2 << 12) | (3 << 8) | (1 << 4) | (1 << 3)
 
 
 def test_real_cmb_is_whole_for_peer_to_peer(host: Any) -> None:
