@@ -405,6 +405,8 @@ class BlockDevice:
     controller: Optional[str] = None  # nvme controller for nvme-pci / nvme-fabrics
     bdf: Optional[str] = None  # the PCI device find_parent_pci_dev() would find
     sysfs_path: str = ""
+    # A multipath path node (nvmeXcYnZ): in /sys/block, but hidden, with no /dev node to use.
+    hidden: bool = False
 
     @property
     def can_do_p2p(self) -> bool:
@@ -419,6 +421,7 @@ class BlockDevice:
             "controller": self.controller,
             "bdf": self.bdf,
             "can_do_p2p": self.can_do_p2p,
+            "hidden": self.hidden,
             "sysfs_path": self.sysfs_path,
         }
 
@@ -744,7 +747,7 @@ class Node:
             parts.append("PCI " + ", ".join(bdfs[:limit]) + more)
         if self.nvme:
             parts.append("NVMe " + ", ".join(sorted(self.nvme)[:limit]))
-        namespaces = sorted(b for b in self.block if self.block[b].kind.startswith("nvme"))
+        namespaces = sorted(b for b in self.block if self.block[b].kind.startswith("nvme") and not self.block[b].hidden)
         if namespaces:
             parts.append("namespaces " + ", ".join(namespaces[:limit]))
         if self.rdma:
@@ -1029,6 +1032,7 @@ class _Reader:
                     block.controller = ctrl_name or None
                     block.bdf = _pci_ancestor(path)
                     transport = ctrl.transport if ctrl is not None else None
+                    block.hidden = bool(_NVME_PATH_RE.match(name))
                     if block.bdf is not None and transport in (None, "pcie"):
                         block.kind = "nvme-pci"
                     else:

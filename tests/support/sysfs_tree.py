@@ -670,6 +670,9 @@ class SysfsTree:
                 head = "nvme%dn%d" % (subsystem, nsid)
                 path_node = "nvme%dc%dn%d" % (subsystem, ctrl_index, nsid)
                 self._class_device(ctrl_path + "/" + path_node, {"nsid": str(nsid)})
+                # Hidden path nodes are block devices too (no /dev node), as a 6.1 guest shows.
+                self._link("/sys/block/" + path_node, ctrl_path + "/" + path_node)
+                self._link("/sys/class/block/" + path_node, ctrl_path + "/" + path_node)
                 head_path = "/sys/devices/virtual/nvme-subsystem/nvme-subsys%d/%s" % (subsystem, head)
                 self._class_device(head_path, {"nsid": str(nsid), "size": "131072"})
                 self._link("/sys/block/" + head, head_path)

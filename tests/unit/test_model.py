@@ -150,11 +150,14 @@ def test_block_device_kinds(node_tree):
         "nvme0n1": "nvme-pci",
         "nvme1n1": "nvme-multipath",
         "nvme1n2": "nvme-multipath",
+        "nvme1c1n1": "nvme-pci",
+        "nvme1c1n2": "nvme-pci",
         "nvme7n1": "nvme-fabrics",
         "dm-0": "dm",
         "md0": "md",
         "loop0": "loop",
     }
+    assert node.block["nvme1c1n1"].hidden and not node.block["nvme0n1"].hidden
     assert node.block["dm-0"].backing == ["nvme0n1"]
     assert node.block["loop0"].backing == ["/var/lib/disk.img"]
     assert not node.block["dm-0"].can_do_p2p
