@@ -104,14 +104,18 @@ pcie.0 (q35 host bridge 8086:29c0)
 """
 
 FIXTURES_BY_NAME: Dict[str, Fixture] = {
-    name: Fixture(PRESETS[name], covers)
-    for name, covers in (
-        ("switch", "switch locality (distance 4), a provider on another root port, a drive without CMB"),
-        ("cascade", "a switch below a switch: common upstream bridge two levels up"),
-        ("rootports", "host-bridge paths on a non-whitelisted host bridge with an Intel CPU: refused"),
-        ("epyc", "host-bridge paths with an AMD family 17h CPU: accepted"),
-        ("acs", "ACS redirect set by the guest IOMMU on a root port above a multifunction device"),
-        ("pseudo-cmb", "memory on BAR 4 (PMR) without a CMB: no p2pmem, the kernel refuses it as provider"),
+    name: Fixture(PRESETS[name], covers, guest_setup=setup)
+    for name, covers, setup in (
+        (
+            "switch",
+            "switch locality (distance 4), a provider on another root port, a drive without CMB, software RDMA",
+            "guest_add_soft_rdma.sh",
+        ),
+        ("cascade", "a switch below a switch: common upstream bridge two levels up", None),
+        ("rootports", "host-bridge paths on a non-whitelisted host bridge with an Intel CPU: refused", None),
+        ("epyc", "host-bridge paths with an AMD family 17h CPU: accepted", None),
+        ("acs", "ACS redirect set by the guest IOMMU on a root port above a multifunction device", None),
+        ("pseudo-cmb", "memory on BAR 4 (PMR) without a CMB: no p2pmem, the kernel refuses it as provider", None),
     )
 }
 FIXTURES_BY_NAME.update(

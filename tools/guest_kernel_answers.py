@@ -111,6 +111,13 @@ def p2pmem_state() -> Dict[str, Dict[str, int]]:
     return state
 
 
+def rdma_devices() -> Dict[str, Optional[str]]:
+    """Each RDMA device and the PCI function it sits on (None for software RDMA such as rxe)."""
+    root = "/sys/class/infiniband"
+    names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    return {name: pci_function_of(os.path.join(root, name)) for name in names}
+
+
 def write(path: str, value: str) -> Optional[str]:
     """Write one configfs attribute with a single write(2), like echo; the errno name if the kernel refused it.
 
@@ -173,6 +180,7 @@ def kernel_answers(settle_timeout: float) -> Dict[str, object]:
         "kernel_release": os.uname().release,
         "cmdline": read("/proc/cmdline"),
         "p2pmem": p2pmem_state(),
+        "rdma": rdma_devices(),
         "answers": answers,
     }
 

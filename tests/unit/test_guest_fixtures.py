@@ -74,6 +74,17 @@ def test_p2pmem_matches_the_guest(name: str) -> None:
     assert in_model == _answers(name)["p2pmem"]
 
 
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_rdma_devices_match_the_guest(name: str) -> None:
+    """Each RDMA device on the PCI function the guest had it on, software RDMA (rxe) on none."""
+    node = _node(name)
+    assert {device.name: device.bdf for device in node.rdma.values()} == _answers(name)["rdma"]
+    for device in node.rdma.values():
+        assert (device.software is not None) == (device.bdf is None), device
+        if device.bdf is None:
+            assert not pair_verdict(node, next(iter(_answers(name)["p2pmem"])), device.name).supported
+
+
 @pytest.mark.parametrize("name, answer", _attempts(auto=False))
 def test_naming_a_provider_needs_published_p2pmem(name: str, answer: Dict[str, Any]) -> None:
     """nvmet's p2pmem store refuses (ENODEV) a function without published p2pmem."""
