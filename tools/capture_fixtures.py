@@ -346,8 +346,10 @@ def init_script(output_dir: Path, guest_setup: Optional[str]) -> str:
     """
     host = "/host"
     out = host + str(output_dir)
-    python = str(REPO / ".venv" / "bin" / "python")
-    p2pctl = str(REPO / ".venv" / "bin" / "p2pctl")
+    # The guest sees the host's root at the same paths, so this very interpreter (and the
+    # virtualenv's p2pctl next to it) runs there unchanged.
+    python = sys.executable
+    p2pctl = str(Path(sys.executable).parent / "p2pctl")
     answers = str(REPO / "tools" / "guest_kernel_answers.py")
     setup = ""
     if guest_setup:
@@ -420,7 +422,7 @@ def qemu_command(fixture: Fixture, kernel: Path, initramfs: Path, work: Path, ou
     )
 
 
-def _portable_args(argv: Sequence[str], work: Path, output_dir: Path, kernel: Path) -> str:
+def portable_args(argv: Sequence[str], work: Path, output_dir: Path, kernel: Path) -> str:
     """The QEMU command as run, one argument per line, with this run's temporary paths named."""
     replacements = ((str(output_dir), "$OUTPUT"), (str(work), "$WORK"), (str(kernel), "$KERNEL"))
     lines = []
@@ -481,8 +483,24 @@ def capture(name: str, kernel: Path) -> Path:
         destination.mkdir(parents=True, exist_ok=True)
         for produced in ("snapshot.tar.gz", "kernel-answers.json", "dmesg.txt"):
             shutil.copy(output_dir / produced, destination / produced)
-        (destination / "qemu-args.txt").write_text(_portable_args(argv, work, output_dir, kernel))
+        (destination / "qemu-args.txt").write_text(portable_args(argv, work, output_dir, kernel))
     return destination
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise P2PError(
+            "capturing fixtures needs root",
+            fix="run it as root: the guest reads the host's root (Python, the repository) through QEMU's 9p export",
+        )
+    if not (Path(sys.executable).parent / "p2pctl").exists():
+        raise P2PError(
+            "no p2pctl next to %s" % sys.executable,
+            fix="run this with the project's virtualenv Python (.venv/bin/python, made by scripts/bootstrap)",
+        )
+    for tool in (BUSYBOX, Path("/usr/bin/cpio")):
+        if not tool.exists():
+            raise P2PError("%s is missing" % tool, fix="apt-get install busybox-static cpio (or run scripts/bootstrap)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -496,6 +514,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise P2PError(
                 "unknown fixture %s" % ", ".join(unknown), fix="choose from: %s" % ", ".join(FIXTURES_BY_NAME)
             )
+        preflight()
         kernel = guest_kernel(options.jobs)
         for name in options.names or list(FIXTURES_BY_NAME):
             print("capture: %s -> %s" % (name, capture(name, kernel)), flush=True)

@@ -1,0 +1,39 @@
+"""The captured guest fixtures still describe the topologies tools/capture_fixtures.py defines."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def _load_capture_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("capture_fixtures", REPO / "tools" / "capture_fixtures.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+capture = _load_capture_tool()
+
+
+@pytest.mark.parametrize("name", sorted(capture.FIXTURES_BY_NAME))
+def test_fixture_was_captured_from_the_current_topology(name: str, tmp_path: Path) -> None:
+    """A preset or fixture that changed since its capture makes its fixture stale: recapture it."""
+    output_dir = tmp_path / "out"
+    kernel = Path("/kernel")
+    argv = capture.qemu_command(
+        capture.FIXTURES_BY_NAME[name], kernel, tmp_path / "initramfs.cpio.gz", tmp_path, output_dir
+    )
+    recorded = capture.FIXTURES / name / "qemu-args.txt"
+    assert recorded.exists(), "run: .venv/bin/python tools/capture_fixtures.py %s" % name
+    assert capture.portable_args(argv, tmp_path, output_dir, kernel) == recorded.read_text(), (
+        "stale fixture; run: .venv/bin/python tools/capture_fixtures.py %s" % name
+    )
