@@ -293,24 +293,27 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def guest_kernel(jobs: int) -> Path:
-    """The guest bzImage, built once per kernel source and config fragments."""
-    if not KERNEL_SOURCE.exists():
-        raise P2PError("no kernel source at %s" % KERNEL_SOURCE, fix="apt-get install linux-source-6.1")
-    source_hash = _sha256_file(KERNEL_SOURCE)
+def guest_kernel(jobs: int, tarball: Path = KERNEL_SOURCE) -> Path:
+    """The guest bzImage, built once per kernel source tarball and config fragments."""
+    if not tarball.exists():
+        raise P2PError(
+            "no kernel source at %s" % tarball,
+            fix="apt-get install linux-source-6.1, or give a Debian linux-source-X.Y tarball",
+        )
+    source_hash = _sha256_file(tarball)
     key = content_hash([source_hash.encode(), b"tinyconfig"] + [fragment.read_bytes() for fragment in CONFIG_FRAGMENTS])
     kernel_dir = cache_root() / "kernels" / key
     bzimage = kernel_dir / "bzImage"
     if bzimage.exists():
         return bzimage
-    tree_name = "linux-source-6.1-%s" % source_hash[:16]
+    tree_name = "%s-%s" % (tarball.name.split(".tar")[0], source_hash[:16])
     source = cache_root() / "src" / tree_name
     if not (source / "Makefile").exists():
         unpacking = source.with_name(tree_name + ".unpacking")
         shutil.rmtree(unpacking, ignore_errors=True)
         unpacking.mkdir(parents=True)
         run(
-            ["tar", "xJf", str(KERNEL_SOURCE), "-C", str(unpacking), "--strip-components=1"],
+            ["tar", "xJf", str(tarball), "-C", str(unpacking), "--strip-components=1"],
             "unpacking the kernel source",
         )
         unpacking.rename(source)
@@ -453,9 +456,9 @@ def run_guest(argv: List[str], console: Path) -> None:
         )
 
 
-def capture(name: str, kernel: Path) -> Path:
+def capture(name: str, kernel: Path, into: Path = FIXTURES) -> Path:
     fixture = FIXTURES_BY_NAME[name]
-    destination = FIXTURES / name
+    destination = into / name
     # The output directory must be reachable at the same path from the host and through
     # the guest's read-only view of the host's root, so it lives in the host's /tmp.
     with tempfile.TemporaryDirectory(prefix="p2pctl-capture-") as scratch:
@@ -507,6 +510,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Capture sysfs fixtures and kernel P2PDMA answers from QEMU guests.")
     parser.add_argument("names", nargs="*", help="fixtures to capture (default: all): %s" % ", ".join(FIXTURES_BY_NAME))
     parser.add_argument("--jobs", type=int, default=2, help="parallel jobs for the kernel build")
+    parser.add_argument(
+        "--kernel-source", type=Path, default=KERNEL_SOURCE, help="a Debian linux-source tarball (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--into", type=Path, default=FIXTURES, help="where the fixture directories go (default: %(default)s)"
+    )
     options = parser.parse_args(argv)
     try:
         unknown = [name for name in options.names if name not in FIXTURES_BY_NAME]
@@ -515,9 +524,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "unknown fixture %s" % ", ".join(unknown), fix="choose from: %s" % ", ".join(FIXTURES_BY_NAME)
             )
         preflight()
-        kernel = guest_kernel(options.jobs)
+        kernel = guest_kernel(options.jobs, options.kernel_source)
         for name in options.names or list(FIXTURES_BY_NAME):
-            print("capture: %s -> %s" % (name, capture(name, kernel)), flush=True)
+            print("capture: %s -> %s" % (name, capture(name, kernel, options.into)), flush=True)
     except P2PError as exc:
         print("capture_fixtures: error: %s" % exc, file=sys.stderr)
         return 2

@@ -21,7 +21,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import op
 from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, pair_verdict
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
-FIXTURE_NAMES = sorted(path.parent.name for path in GUESTS.glob("*/kernel-answers.json"))
+# "switch" for the default 6.1 guest, "linux-6.12/switch" for a fixture of another kernel.
+FIXTURE_NAMES = sorted(str(path.parent.relative_to(GUESTS)) for path in GUESTS.glob("**/kernel-answers.json"))
 
 # The lines drivers/pci/p2pdma.c logs when nvmet asks verbosely; other kernel lines
 # (nvmet's own, for instance) say nothing about the verdict.
