@@ -12,7 +12,9 @@ import shutil
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -69,23 +71,30 @@ def test_a_pidfile_naming_another_process_is_not_taken_for_the_node() -> None:
     assert not node.is_running()
 
 
-def test_inventory_lists_only_running_nodes_with_what_ansible_needs(lab_cache: Path) -> None:
-    running = make_node("alive", port=40022)
-    make_node("asleep", topology="epyc", port=40023)
-    # A real process whose command line holds the node's overlay path stands in for its QEMU.
+@contextmanager
+def running_as_qemu(node: LabNode) -> Iterator[None]:
+    """A real process whose command line holds the node's overlay path stands in for its QEMU."""
     sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)", str(running.overlay)],
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)", str(node.overlay)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert sleeper.stdout is not None and sleeper.stdout.readline() == "ready\n"
-        running.pidfile.write_text("%d\n" % sleeper.pid)
-        path = Lab().write_inventory()
-        hosts = yaml.safe_load(path.read_text())["all"]["children"]["p2plab"]["hosts"]
+        node.pidfile.write_text("%d\n" % sleeper.pid)
+        yield
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_inventory_lists_only_running_nodes_with_what_ansible_needs(lab_cache: Path) -> None:
+    running = make_node("alive", port=40022)
+    make_node("asleep", topology="epyc", port=40023)
+    with running_as_qemu(running):
+        path = Lab().write_inventory()
+    inventory = yaml.safe_load(path.read_text())["all"]
+    hosts = inventory["children"]["p2plab"]["hosts"]
     assert path == lab_cache / "lab" / "hosts.yml"
     assert list(hosts) == ["alive"]
     assert hosts["alive"]["ansible_port"] == 40022
@@ -93,6 +102,17 @@ def test_inventory_lists_only_running_nodes_with_what_ansible_needs(lab_cache: P
     assert hosts["alive"]["ansible_ssh_private_key_file"] == str(lab_cache / "lab" / "id_ed25519")
     assert "StrictHostKeyChecking=no" in hosts["alive"]["ansible_ssh_common_args"]
     assert hosts["alive"]["p2plab_topology"] == "switch"
+    assert hosts["alive"]["kernel_install_serial_log"] == str(running.serial_log)
+    # The lab kernel is the small built-in one, from a fragment that exists in this checkout.
+    assert inventory["vars"]["kernel_build_config_base"] == "tinyconfig"
+    assert all(Path(fragment).is_file() for fragment in inventory["vars"]["kernel_build_extra_fragments"])
+
+
+def test_a_pseudo_cmb_node_tells_kernel_install_which_device_needs_the_quirk(lab_cache: Path) -> None:
+    node = make_node("pseudo", topology="pseudo-cmb", port=40024)
+    with running_as_qemu(node):
+        hosts = yaml.safe_load(Lab().write_inventory().read_text())["all"]["children"]["p2plab"]["hosts"]
+    assert hosts["pseudo"]["kernel_install_pseudo_cmb_ids"] == ["1b36:0010"]
 
 
 def test_status_shows_each_node_and_its_topology() -> None:

@@ -14,6 +14,7 @@ import yaml
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
+from p2pctl.lab.topologies import get_topology
 
 INVENTORY_GROUP = "p2plab"
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -26,6 +27,22 @@ class NodeStatus:
     running: bool
     ssh_port: int
     pid: Optional[int]
+
+
+def lab_vars() -> Dict[str, Any]:
+    """Variables for every play against the lab, the build host (implicit localhost) included.
+
+    A lab guest needs only the small built-in lab kernel: building from the node's running
+    Debian config would take hours on a laptop or CI machine.
+    """
+    configs = Path(__file__).resolve().parents[3] / "kernel-src" / "configs"
+    return {
+        # Localhost is the controller: run its modules with the interpreter that runs Ansible.
+        # The nodes' own ansible_python_interpreter overrides this.
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "kernel_build_config_base": "tinyconfig",
+        "kernel_build_extra_fragments": [str(configs / "lab.config")],
+    }
 
 
 class Lab:
@@ -116,8 +133,11 @@ class Lab:
                 "ansible_ssh_common_args": SSH_COMMON_ARGS,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "p2plab_topology": config.topology,
+                # A node that does not come back on a new kernel is explained from its console.
+                "kernel_install_serial_log": str(node.serial_log),
+                **get_topology(config.topology).inventory_vars,
             }
-        return {"all": {"children": {INVENTORY_GROUP: {"hosts": hosts}}}}
+        return {"all": {"vars": lab_vars(), "children": {INVENTORY_GROUP: {"hosts": hosts}}}}
 
     def write_inventory(self) -> Path:
         path = self.inventory_path

@@ -11,7 +11,7 @@ is not 2 MiB aligned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 
@@ -81,6 +81,8 @@ class Topology:
     diagram: str = ""
     # Kernel command line additions the preset needs to show its case.
     cmdline: Tuple[str, ...] = field(default_factory=tuple)
+    # Ansible variables a node of this preset needs, written into the lab inventory.
+    inventory_vars: Dict[str, Any] = field(default_factory=dict)
 
     def ports_above(self, bus: str) -> List[Tuple[str, str]]:
         """(kind, id) of each port from the root bus down to ``bus``: the bridges a guest finds above a device."""
@@ -258,6 +260,9 @@ _register(
             NvmeDrive("cmb0", bus="sw1d1", cmb_mb=64),
         ),
         nic_bus="sw1d3",
+        # QEMU's nvme (1b36:0010) has no pseudo-CMB entry in the driver: the patched kernel
+        # learns it from the nvme.pseudo_cmb parameter that kernel_install writes.
+        inventory_vars={"kernel_install_pseudo_cmb_ids": ["1b36:0010"]},
         diagram="""\
 pcie.0 (q35 host bridge)
  +- rp1 root port
