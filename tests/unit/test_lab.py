@@ -106,6 +106,7 @@ def test_inventory_lists_only_running_nodes_with_what_ansible_needs(lab_cache: P
     # The lab kernel is the small built-in one, from a fragment that exists in this checkout.
     assert inventory["vars"]["kernel_build_config_base"] == "tinyconfig"
     assert all(Path(fragment).is_file() for fragment in inventory["vars"]["kernel_build_extra_fragments"])
+    assert inventory["vars"]["kernel_install_package_dir"] == inventory["vars"]["kernel_build_fetch_dir"]
 
 
 def test_a_pseudo_cmb_node_tells_kernel_install_which_device_needs_the_quirk(lab_cache: Path) -> None:

@@ -36,12 +36,16 @@ def lab_vars() -> Dict[str, Any]:
     Debian config would take hours on a laptop or CI machine.
     """
     configs = Path(__file__).resolve().parents[3] / "kernel-src" / "configs"
+    packages = str(lab_dir() / "kernel")
     return {
         # Localhost is the controller: run its modules with the interpreter that runs Ansible.
         # The nodes' own ansible_python_interpreter overrides this.
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "kernel_build_config_base": "tinyconfig",
         "kernel_build_extra_fragments": [str(configs / "lab.config")],
+        # site.yml builds on the controller, then installs on the nodes from the same place.
+        "kernel_build_fetch_dir": packages,
+        "kernel_install_package_dir": packages,
     }
 
 
