@@ -14,6 +14,7 @@ of configs without being written to.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -21,6 +22,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -202,27 +204,45 @@ def build_packages(
     and reports what would be built, without building.
     """
     times = StepTimes()
-    scratch = os.path.join(output_root, "configure-%d" % os.getpid())
+    os.makedirs(output_root, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="configure-", dir=output_root)
     try:
         resolved = configure(tree, os.path.join(scratch, "build"), base, fragments, jobs, times)
         digest = build_hash(tree, resolved)
         output_dir = os.path.join(output_root, digest)
-        localversion = "-p2p" + digest
-        existing = _read_provenance(output_dir)
-        if existing is not None or dry_run:
-            release = str(existing["release"]) if existing else ""
-            packages = list(existing["packages"]) if existing else []  # type: ignore[call-overload]
-            return BuildResult(output_dir, release, packages, existing or {}, False, times.seconds)
-        # Keep the finished config: build where the hash says, and drop any half-finished earlier attempt.
-        shutil.rmtree(output_dir, ignore_errors=True)
-        os.makedirs(output_dir)
-        os.rename(os.path.join(scratch, "build"), os.path.join(output_dir, "build"))
+        # Two runs with the same inputs (two playbooks, a CLI call during a build) must not share a build
+        # directory: the second waits here, then finds the first one's packages.
+        with open(os.path.join(output_root, digest + ".lock"), "w", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            existing = _read_provenance(output_dir)
+            if existing is not None or dry_run:
+                release = str(existing["release"]) if existing else ""
+                packages = list(existing["packages"]) if existing else []  # type: ignore[call-overload]
+                return BuildResult(output_dir, release, packages, existing or {}, False, times.seconds)
+            # Keep the finished config: build where the hash says, and drop any half-finished earlier attempt.
+            shutil.rmtree(output_dir, ignore_errors=True)
+            os.makedirs(output_dir)
+            os.rename(os.path.join(scratch, "build"), os.path.join(output_dir, "build"))
+            return _package(tree, base, fragments, resolved, digest, output_dir, jobs, ccache_dir, target, times)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+
+def _package(
+    tree: PreparedTree,
+    base: ConfigBase,
+    fragments: Sequence[str],
+    resolved: Mapping[str, str],
+    digest: str,
+    output_dir: str,
+    jobs: int,
+    ccache_dir: Optional[str],
+    target: str,
+    times: StepTimes,
+) -> BuildResult:
     objdir = os.path.join(output_dir, "build")
     env = dict(os.environ)
-    make_extra = ["LOCALVERSION=" + localversion]
+    make_extra = ["LOCALVERSION=-p2p" + digest]
     if ccache_dir:
         os.makedirs(ccache_dir, exist_ok=True)
         env.update(

@@ -243,7 +243,13 @@ def prepare_tree(
         for patch in patches:
             apply_patch(tree, patch)
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.rename(tree, final)
+        try:
+            os.rename(tree, final)
+        except OSError:
+            # Another run prepared the same tree meanwhile: its copy is identical.
+            if not os.path.isdir(final):
+                raise
+            return PreparedTree(final, key, source, source_id, patches, reused=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PreparedTree(final, key, source, source_id, patches, reused=False)
