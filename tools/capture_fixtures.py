@@ -102,6 +102,14 @@ pcie.0 (q35 host bridge 8086:29c0)
  +- pxb-pcie pxb1 (second host bridge, bus 0x80)
      +- rp2 root port -- nvme cmb1 CMB 64 MiB
 """
+_EXPANDER = Topology(
+    name="expander",
+    summary="a CMB drive on the q35 host bridge and one on a pxb-pcie host bridge, Intel CPU",
+    cpu=INTEL_CPU,
+    ports=_EXPANDER_PORTS,
+    drives=_EXPANDER_DRIVES,
+    diagram=_EXPANDER_DIAGRAM,
+)
 
 FIXTURES_BY_NAME: Dict[str, Fixture] = {
     name: Fixture(PRESETS[name], covers, guest_setup=setup)
@@ -178,26 +186,12 @@ pcie.0 (q35 host bridge)
             "uneven depth: distance counts both sides of the common switch (1 + 5 hops)",
         ),
         "expander": Fixture(
-            Topology(
-                name="expander",
-                summary="a CMB drive on the q35 host bridge and one on a pxb-pcie host bridge, Intel CPU",
-                cpu=INTEL_CPU,
-                ports=_EXPANDER_PORTS,
-                drives=_EXPANDER_DRIVES,
-                diagram=_EXPANDER_DIAGRAM,
-            ),
+            _EXPANDER,
             "two host bridges, neither whitelisted, Intel CPU: refused",
             expander_args=_expander("pxb1", 0x80, 0x08),
         ),
         "expander-epyc": Fixture(
-            Topology(
-                name="expander-epyc",
-                summary="as expander, with an AMD Zen CPU model",
-                cpu=AMD_ZEN_CPU,
-                ports=_EXPANDER_PORTS,
-                drives=_EXPANDER_DRIVES,
-                diagram=_EXPANDER_DIAGRAM,
-            ),
+            replace(_EXPANDER, name="expander-epyc", summary="as expander, with an AMD Zen CPU model", cpu=AMD_ZEN_CPU),
             "two host bridges with an AMD family 17h CPU: accepted through the host bridge",
             expander_args=_expander("pxb1", 0x80, 0x08),
         ),
