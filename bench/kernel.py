@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -37,7 +37,10 @@ CONFIGS = os.path.join(REPO, "kernel-src", "configs")
 BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-kernel")
 
 
-def timed_build(tree: _kernel_tree.PreparedTree, args: argparse.Namespace, output_root: str, ccache: str) -> float:
+def timed_build(
+    tree: _kernel_tree.PreparedTree, args: argparse.Namespace, output_root: str, ccache: str
+) -> Tuple[float, str]:
+    """Seconds the build took, and the directory with its packages."""
     start = time.monotonic()
     result = _kbuild.build_packages(
         tree,
@@ -57,7 +60,7 @@ def timed_build(tree: _kernel_tree.PreparedTree, args: argparse.Namespace, outpu
             {step: round(value) for step, value in result.times.items()},
         )
     )
-    return seconds
+    return seconds, result.output_dir
 
 
 def measure_install(inventory: str, package_dir: str) -> float:
@@ -108,13 +111,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         ccache = os.path.join(work, "ccache")
         output_root = os.path.join(work, "packages")
         print("cold build (empty ccache), -j%d:" % args.jobs)
-        cold = timed_build(tree, args, output_root, ccache)
+        cold, _ = timed_build(tree, args, output_root, ccache)
         shutil.rmtree(output_root)
         print("warm rebuild (ccache kept, package removed):")
-        warm = timed_build(tree, args, output_root, ccache)
+        warm, _ = timed_build(tree, args, output_root, ccache)
         print("no-op (same inputs):")
-        noop = timed_build(tree, args, output_root, ccache)
-        (package_dir,) = [os.path.join(output_root, d) for d in os.listdir(output_root)]
+        # The output root also holds the build's lock file: take the package directory from the result.
+        noop, package_dir = timed_build(tree, args, output_root, ccache)
 
         install = args.install_seconds
         if args.inventory:
