@@ -39,7 +39,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._kconfig import (
 )
 from p2pctl.lab.cache import cache_root, content_hash
 from p2pctl.lab.proc import require_tool, run, tail
-from p2pctl.lab.topologies import AMD_ZEN_CPU, INTEL_CPU, PRESETS, NvmeDrive, Topology
+from p2pctl.lab.topologies import AMD_ZEN_CPU, INTEL_CPU, PRESETS, NvmeDrive, Topology, switch_ports
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "guests"
@@ -133,8 +133,7 @@ FIXTURES_BY_NAME.update(
                 name="multifunction",
                 summary="a two-function CMB device below one switch port, next to a CMB drive on a sibling port",
                 cpu=INTEL_CPU,
-                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
-                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(2)),
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), *switch_ports("sw1", "rp1", 0, 10, 2)),
                 drives=(
                     NvmeDrive("mf0", bus="sw1d0", function=0, multifunction=True, cmb_mb=32),
                     NvmeDrive("mf1", bus="sw1d0", function=1, cmb_mb=32),
@@ -158,13 +157,9 @@ pcie.0 (q35 host bridge)
                 cpu=INTEL_CPU,
                 ports=(
                     ("root", "rp1", "pcie.0", 0x04, 1),
-                    ("switch-up", "sw1up", "rp1", 0, 0),
-                    ("switch-down", "sw1d0", "sw1up", 0, 10),
-                    ("switch-down", "sw1d1", "sw1up", 1, 11),
-                    ("switch-up", "sw2up", "sw1d1", 0, 0),
-                    ("switch-down", "sw2d0", "sw2up", 0, 20),
-                    ("switch-up", "sw3up", "sw2d0", 0, 0),
-                    ("switch-down", "sw3d0", "sw3up", 0, 30),
+                    *switch_ports("sw1", "rp1", 0, 10, 2),
+                    *switch_ports("sw2", "sw1d1", 0, 20, 1),
+                    *switch_ports("sw3", "sw2d0", 0, 30, 1),
                     ("root", "rp2", "pcie.0", 0x05, 2),
                 ),
                 drives=(
@@ -210,8 +205,7 @@ pcie.0 (q35 host bridge)
                 name="sriov",
                 summary="a CMB drive and an SR-IOV NVMe controller with two VFs below one switch",
                 cpu=INTEL_CPU,
-                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
-                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(2))
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), *switch_ports("sw1", "rp1", 0, 10, 2))
                 + (("root", "rp2", "pcie.0", 0x05, 2),),
                 drives=(NvmeDrive("cmb0", bus="sw1d0", cmb_mb=64), NvmeDrive("cmb1", bus="rp2", cmb_mb=32)),
                 diagram="""\
@@ -247,8 +241,7 @@ pcie.0 (q35 host bridge)
                 name="multipath",
                 summary="a namespace shared by two CMB controllers of one NVM subsystem, next to a plain CMB drive",
                 cpu=INTEL_CPU,
-                ports=(("root", "rp1", "pcie.0", 0x04, 1), ("switch-up", "sw1up", "rp1", 0, 0))
-                + tuple(("switch-down", "sw1d%d" % n, "sw1up", n, 10 + n) for n in range(3)),
+                ports=(("root", "rp1", "pcie.0", 0x04, 1), *switch_ports("sw1", "rp1", 0, 10, 3)),
                 drives=(NvmeDrive("cmb0", bus="sw1d2", cmb_mb=64),),
                 diagram="""\
 pcie.0 (q35 host bridge)

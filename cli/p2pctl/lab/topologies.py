@@ -117,7 +117,10 @@ class Topology:
         return args
 
 
-def _switch(prefix: str, parent: str, slot: int, chassis: int, downstream: int) -> List[Tuple[str, str, str, int, int]]:
+def switch_ports(
+    prefix: str, parent: str, slot: int, chassis: int, downstream: int
+) -> List[Tuple[str, str, str, int, int]]:
+    """The upstream port of a switch below ``parent`` and its ``downstream`` ports, in creation order."""
     ports = [("switch-up", "%sup" % prefix, parent, slot, 0)]
     for index in range(downstream):
         ports.append(("switch-down", "%sd%d" % (prefix, index), "%sup" % prefix, index, chassis + index))
@@ -125,7 +128,7 @@ def _switch(prefix: str, parent: str, slot: int, chassis: int, downstream: int) 
 
 
 _SWITCH_PORTS = tuple(
-    [("root", "rp1", "pcie.0", 0x04, 1)] + _switch("sw1", "rp1", 0, 10, 4) + [("root", "rp2", "pcie.0", 0x05, 2)]
+    [("root", "rp1", "pcie.0", 0x04, 1)] + switch_ports("sw1", "rp1", 0, 10, 4) + [("root", "rp2", "pcie.0", 0x05, 2)]
 )
 
 PRESETS: Dict[str, Topology] = {}
@@ -167,7 +170,9 @@ _register(
         summary="a switch below a switch: CMB drives at two depths",
         cpu=INTEL_CPU,
         ports=tuple(
-            [("root", "rp1", "pcie.0", 0x04, 1)] + _switch("sw1", "rp1", 0, 10, 3) + _switch("sw2", "sw1d2", 0, 20, 2)
+            [("root", "rp1", "pcie.0", 0x04, 1)]
+            + switch_ports("sw1", "rp1", 0, 10, 3)
+            + switch_ports("sw2", "sw1d2", 0, 20, 2)
         ),
         drives=(
             NvmeDrive("cmb0", bus="sw1d0", cmb_mb=64),
