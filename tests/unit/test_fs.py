@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -71,9 +73,25 @@ def _read_as_unprivileged_user(root: SysRoot, path: str) -> str:
     return message
 
 
-def test_unreadable_file_names_the_path_and_the_fix(tree):
-    path = tree / "sys/devices/pci0000:00/0000:00:04.0/0000:01:00.0/vendor"
-    path.chmod(0)
-    message = _read_as_unprivileged_user(SysRoot(str(tree)), "/sys/bus/pci/devices/0000:01:00.0/vendor")
-    assert message.startswith("cannot read /sys/bus/pci/devices/0000:01:00.0/vendor: permission denied")
-    assert "fix: run as root" in message
+def test_unreadable_file_names_the_path_and_the_fix():
+    # pytest's own temp root is private to root: the tree goes where an unprivileged reader can walk.
+    base = tempfile.mkdtemp(prefix="p2pctl-fs-")
+    try:
+        os.chmod(base, 0o755)
+        device = os.path.join(base, "sys/devices/pci0000:00/0000:01:00.0")
+        os.makedirs(device)
+        for name, mode in (("vendor", 0o000), ("device", 0o644)):
+            with open(os.path.join(device, name), "w") as handle:
+                handle.write("0x1b36\n")
+            os.chmod(os.path.join(device, name), mode)
+        for parent in ("sys", "sys/devices", "sys/devices/pci0000:00", "sys/devices/pci0000:00/0000:01:00.0"):
+            os.chmod(os.path.join(base, parent), 0o755)
+        root = SysRoot(base)
+        node_path = "/sys/devices/pci0000:00/0000:01:00.0/"
+        # The readable sibling shows that the file's own mode, not the tree, is what stops the reader.
+        assert _read_as_unprivileged_user(root, node_path + "device") == "read"
+        message = _read_as_unprivileged_user(root, node_path + "vendor")
+        assert message.startswith("cannot read %svendor: permission denied" % node_path)
+        assert "fix: run as root" in message
+    finally:
+        shutil.rmtree(base)
