@@ -222,7 +222,10 @@ class LabNode:
         return [
             qemu,
             "-name", "p2plab-%s" % self.name,
-            "-accel", "tcg",
+            # Multi-threaded TCG let a vCPU run a stale translation of kernel text that the
+            # other vCPU had just live-patched (static keys): "Oops: int3" at boot, seen in CI.
+            # One TCG thread keeps code changes coherent across vCPUs; boot to SSH costs ~7 s more.
+            "-accel", "tcg,thread=single",
             "-m", str(GUEST_MEMORY_MB),
             "-smp", str(GUEST_CPUS),
             *topology.qemu_args(drive_paths),
