@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import ACS_PARAM_FIX, KernelRules
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import AcsState, parse_bdf
 
 
 class MapType:
@@ -39,6 +39,7 @@ class MapType:
 
 # The kernel's seq_buf for the ACS device list is 128 bytes (calc_map_type_and_dist()).
 _ACS_LIST_BUF = 128
+_NO_ACS = AcsState(present=False)
 
 
 class PairVerdict:
@@ -121,7 +122,8 @@ class PairVerdict:
 
     @property
     def kernel_params(self) -> List[str]:
-        """Boot parameters that would clear the ACS redirect on this path (preferred first)."""
+        """Boot parameters this path needs (preferred first): those that would clear its ACS redirect, or,
+        for a direct path, those already on the command line that keep its ACS redirect clear."""
         return self._explained().kernel_params
 
     @property
@@ -447,7 +449,15 @@ class _Engine:
                 reason += "; ACS of %s could not be read, so this assumes no redirect there" % ", ".join(unknown)
                 fix = "run as root so that ACS of %s can be read (non-root sees 64 bytes of config space)" % (
                     ", ".join(unknown))
-            return _Texts(reason, fix, path, [], [])
+            kept = self._acs_kept_off(path)
+            params: List[str] = []
+            if kept:
+                # A role that composes the command line from these verdicts must not drop the
+                # parameter that makes this path work once the node runs with it.
+                params = list(self.rules.acs_kernel_params(tuple(kept)))
+                reason += "; ACS redirect is off at %s because pci=disable_acs_redir on the command line names %s:" \
+                    " keep that parameter" % (", ".join(kept), "it" if len(kept) == 1 else "them")
+            return _Texts(reason, fix, path, [], params)
         return self._explain_host_bridge(verdict, p_chain, c_chain)
 
     def _explain_host_bridge(self, verdict: PairVerdict, p_chain: Sequence[str], c_chain: Sequence[str]) -> _Texts:
@@ -684,6 +694,11 @@ class _Engine:
                 )
             )
         return "".join("; note: %s" % note for note in notes)
+
+    def _acs_kept_off(self, path: Sequence[str]) -> List[str]:
+        """Devices on a checked path with ACS whose redirect the running command line clears."""
+        functions = self.node.functions
+        return [bdf for bdf in path if (functions[bdf].acs or _NO_ACS).present and self._already_listed(bdf)]
 
     def _already_listed(self, bdf: str) -> bool:
         entries = self.node.kernel.pci_options().get("disable_acs_redir", "")

@@ -488,3 +488,26 @@ def test_devices_already_named_on_the_command_line(tmp_path, param, listed):
         assert "%s %s already named by pci=disable_acs_redir" % (", ".join(listed), verb) in fix
     else:
         assert "already named" not in fix
+
+
+@pytest.mark.parametrize(
+    "cmdline, kept",
+    [
+        ('root=/dev/vda1 "pci=disable_acs_redir=0000:00:02.0"', ["0000:00:02.0"]),
+        ("root=/dev/vda1 pci=disable_acs_redir=pci:1b36:000c", ["0000:00:02.0"]),  # every QEMU root port
+        ("root=/dev/vda1 pci=disable_acs_redir=0000:00:09.0", []),
+        ("root=/dev/vda1", []),
+    ],
+)
+def test_direct_path_keeps_the_parameter_that_clears_its_acs(tmp_path, cmdline, kept):
+    tree = SysfsTree(tmp_path, cmdline=cmdline)
+    multifunction_below_root_port(tree)
+    verdict = pair_verdict(read_node(tree.sysroot()), "0000:01:00.0", "0000:01:00.1")
+    assert verdict.map_type == MapType.BUS_ADDR
+    assert verdict.fix is None
+    if kept:
+        assert verdict.kernel_params == ["pci=disable_acs_redir=%s" % ";".join(kept)]
+        assert "ACS redirect is off at %s because pci=disable_acs_redir" % ", ".join(kept) in verdict.reason
+    else:
+        assert verdict.kernel_params == []
+        assert "keep that parameter" not in verdict.reason
