@@ -145,8 +145,9 @@ verdicts:
     clients:
       description:
         - Per client, C(client) (PCI address), C(map_type) (C(bus_addr), C(thru_host_bridge) or C(not_supported)),
-          C(distance), C(common_upstream), C(acs_redirect) (the devices whose ACS redirects), C(path), C(reason)
-          and C(fix).
+          C(distance), C(common_upstream), C(acs_redirect) (the devices whose ACS redirects), C(path), C(reason),
+          C(fix) and C(kernel_params) (boot parameters the path needs: those that would clear its ACS redirect,
+          or those on the command line that already keep it clear).
       type: list
       elements: dict
 """
