@@ -215,10 +215,12 @@ def build_packages(
         with open(os.path.join(output_root, digest + ".lock"), "w", encoding="utf-8") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             existing = _read_provenance(output_dir)
-            if existing is not None or dry_run:
-                release = str(existing["release"]) if existing else ""
-                packages = list(existing["packages"]) if existing else []  # type: ignore[call-overload]
-                return BuildResult(output_dir, release, packages, existing or {}, False, times.seconds)
+            if existing is not None:
+                packages = list(existing["packages"])  # type: ignore[call-overload]
+                return BuildResult(output_dir, str(existing["release"]), packages, existing, False, times.seconds)
+            if dry_run:
+                release = kernel_release(tree, os.path.join(scratch, "build"), digest, times)
+                return BuildResult(output_dir, release, [], {}, False, times.seconds)
             # Keep the finished config: build where the hash says, and drop any half-finished earlier attempt.
             shutil.rmtree(output_dir, ignore_errors=True)
             os.makedirs(output_dir)
@@ -226,6 +228,18 @@ def build_packages(
             return _package(tree, base, fragments, resolved, digest, output_dir, jobs, ccache_dir, target, times)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def kernel_release(tree: PreparedTree, objdir: str, digest: str, times: StepTimes) -> str:
+    """What ``uname -r`` will say: the tree's version with the build hash as LOCALVERSION."""
+    output = times.run(
+        "make kernelrelease", make_argv(tree.path, objdir, 1, "-s", "kernelrelease", extra=[_localversion(digest)])
+    )
+    return output.strip().splitlines()[-1]
+
+
+def _localversion(digest: str) -> str:
+    return "LOCALVERSION=-p2p" + digest
 
 
 def _package(
@@ -242,17 +256,14 @@ def _package(
 ) -> BuildResult:
     objdir = os.path.join(output_dir, "build")
     env = dict(os.environ)
-    make_extra = ["LOCALVERSION=-p2p" + digest]
+    make_extra = [_localversion(digest)]
     if ccache_dir:
         os.makedirs(ccache_dir, exist_ok=True)
         env.update(
             CCACHE_DIR=ccache_dir, CCACHE_BASEDIR=os.path.dirname(os.path.dirname(tree.path)), CCACHE_NOHASHDIR="1"
         )
         make_extra.append("CC=ccache gcc")
-    release = times.run(
-        "make kernelrelease", make_argv(tree.path, objdir, 1, "-s", "kernelrelease", extra=make_extra), env
-    )
-    release = release.strip().splitlines()[-1]
+    release = kernel_release(tree, objdir, digest, times)
     times.run("make " + target, make_argv(tree.path, objdir, jobs, target, extra=make_extra), env)
     packages = sorted(os.path.basename(p) for p in glob.glob(os.path.join(output_dir, "*.deb")))
     if not packages:

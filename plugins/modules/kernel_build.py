@@ -112,7 +112,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 release:
-  description: The kernel release of the package (C(uname -r) once booted); empty in check mode before a build.
+  description: The kernel release of the package (C(uname -r) once booted); in check mode, the release to build.
   returned: always
   type: str
   sample: 6.1.192-p2p3f2a9c1d0b7e

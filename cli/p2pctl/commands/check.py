@@ -24,13 +24,28 @@ EXIT_FAIL = 4
 
 
 @click.command(short_help="Run the P2PDMA checks: PASS/WARN/FAIL with why and fix.")
-@click.option("--provider", "providers", multiple=True, metavar="DEVICE",
-              help="A p2pmem provider to judge (BDF or nvmeX); repeat for several. Default: every device with p2pmem.")
-@click.option("--client", "clients", multiple=True, metavar="DEVICE",
-              help="A P2P client (BDF, nvmeX, nvmeXnY, RDMA device or netdev); repeat for several.")
-@click.option("--policy", type=click.Choice(POLICIES), default="kernel", show_default=True,
-              help="kernel: accept what the kernel accepts; switch: require bus_addr (a path that turns at a "
-              "switch), as the original P2PDMA series did.")
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="DEVICE",
+    help="A p2pmem provider to judge (BDF or nvmeX); repeat for several. Default: every device with p2pmem.",
+)
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    metavar="DEVICE",
+    help="A P2P client (BDF, nvmeX, nvmeXnY, RDMA device or netdev); repeat for several.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(POLICIES),
+    default="kernel",
+    show_default=True,
+    help="kernel: accept what the kernel accepts; switch: require bus_addr (a path that turns at a "
+    "switch), as the original P2PDMA series did.",
+)
 @root_option
 @json_option
 def check(providers: Tuple[str, ...], clients: Tuple[str, ...], policy: str, root_spec: str, as_json: bool) -> None:

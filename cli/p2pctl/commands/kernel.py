@@ -99,7 +99,16 @@ def build_playbook_argv(extra_vars: dict, check: bool) -> List[str]:
     show_default=True,
     help="Where the config starts before the fragments.",
 )
-@click.option("--config-file", type=click.Path(dir_okay=False), help="The .config for --config-base file.")
+@click.option(
+    "--config-file",
+    type=click.Path(dir_okay=False),
+    help="The .config for --config-base file, or a node's config instead of this host's for running/localmodconfig.",
+)
+@click.option(
+    "--lsmod-file",
+    type=click.Path(dir_okay=False),
+    help="lsmod output of the target node for --config-base localmodconfig (default: this host's modules).",
+)
 @click.option(
     "--fragment",
     "fragments",
@@ -116,6 +125,7 @@ def build(
     git_ref: Optional[str],
     config_base: str,
     config_file: Optional[str],
+    lsmod_file: Optional[str],
     fragments: Tuple[str, ...],
     jobs: int,
     check: bool,
@@ -132,6 +142,7 @@ def build(
             "kernel_build_git_ref": git_ref,
             "kernel_build_config_base": config_base,
             "kernel_build_config_file": os.path.abspath(config_file) if config_file else None,
+            "kernel_build_lsmod_file": os.path.abspath(lsmod_file) if lsmod_file else None,
             "kernel_build_extra_fragments": [os.path.abspath(f) for f in fragments],
             "kernel_build_jobs": jobs,
             "kernel_build_result_file": result_file,
@@ -147,7 +158,10 @@ def build(
             )
         with open(result_file, encoding="utf-8") as handle:
             result = json.load(handle)
-    state = "built" if result["changed"] else ("would build" if check else "up to date")
+    if check:
+        state = "would build" if result["changed"] else "up to date"
+    else:
+        state = "built" if result["changed"] else "up to date"
     click.echo("%s: %s" % (state, result["release"] or result["output_dir"]))
     for package in result["packages"]:
         click.echo(os.path.join(result["output_dir"], package))

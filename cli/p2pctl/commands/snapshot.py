@@ -32,5 +32,7 @@ def snapshot(output: str, root_spec: str) -> None:
             err=True,
         )
     if manifest.unreadable:
-        click.echo("warning: %d files could not be read, e.g. %s" % (len(manifest.unreadable), manifest.unreadable[0]),
-                   err=True)
+        click.echo(
+            "warning: %d files could not be read, e.g. %s" % (len(manifest.unreadable), manifest.unreadable[0]),
+            err=True,
+        )
