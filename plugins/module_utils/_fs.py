@@ -34,9 +34,11 @@ class SysRoot:
     :class:`UnreadableError` so that callers can report *what* could not be read.
     """
 
-    def __init__(self, root: str = "/", record: bool = False) -> None:
+    def __init__(self, root: str = "/", record: bool = False, label: Optional[str] = None) -> None:
         self.root = os.path.abspath(root)
         self.touched: Optional[Set[str]] = set() if record else None
+        # What the user named, when that is not ``root`` itself (a snapshot unpacked to a temporary directory).
+        self.label = label or self.root
 
     def __repr__(self) -> str:
         return "SysRoot(%r)" % self.root

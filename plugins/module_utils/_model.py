@@ -737,7 +737,7 @@ class Node:
         return text in self.nvme or text in self.block or text in self.rdma or text in self.netdevs
 
     def _root_hint(self) -> str:
-        return "" if self.root.is_live else " (root %s)" % self.root.root
+        return "" if self.root.is_live else " (root %s)" % self.root.label
 
     def _listing(self, limit: int = 8) -> str:
         parts = []
@@ -758,7 +758,7 @@ class Node:
 
     def to_dict(self) -> dict:
         return {
-            "root": self.root.root,
+            "root": self.root.label,
             "functions": {b: self.functions[b].to_dict() for b in sorted(self.functions, key=bdf_sort_key)},
             "nvme": {n: c.to_dict() for n, c in sorted(self.nvme.items())},
             "rdma": {n: r.to_dict() for n, r in sorted(self.rdma.items())},
@@ -771,7 +771,8 @@ class Node:
 
 
 def _looks_like_bdf(text: str) -> bool:
-    return bool(re.match(r"^([0-9a-fA-F]+:)?[0-9a-fA-F]+:[0-9a-fA-F]+\.[0-9a-fA-F]+$", text.strip()))
+    """A colon means a PCI address was meant: no NVMe, RDMA or network device name has one."""
+    return ":" in text
 
 
 # --------------------------------------------------------------------------------------

@@ -314,7 +314,7 @@ def open_snapshot(path: str) -> SysRoot:
         except (OSError, tarfile.TarError, EOFError) as exc:
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise P2PError("cannot unpack snapshot %s: %s" % (path, exc), fix=_NOT_A_SNAPSHOT_FIX) from exc
-    root = SysRoot(tmpdir)
+    root = SysRoot(tmpdir, label=path)
     weakref.finalize(root, shutil.rmtree, tmpdir, True)
     return root
 

@@ -139,7 +139,8 @@ def test_snapshot_then_judge_offline(node_dir, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["distance", "0000:zz:00.0", "nvme1"], "0000:zz:00.0"),
+        (["distance", "0000:zz:00.0", "nvme1"], "'0000:zz:00.0' is not a PCI address"),
+        (["distance", "nvme0", "0000:01:00"], "'0000:01:00' is not a PCI address"),
         (["distance", "nvme0", "00:1f.8"], "'00:1f.8' is not a PCI address"),
         (["distance", "nvme0", "nvme9"], "unknown device 'nvme9'"),
         (["check", "--provider", "0000:09:00.0"], "no PCI device 0000:09:00.0"),
@@ -148,6 +149,12 @@ def test_snapshot_then_judge_offline(node_dir, tmp_path):
 def test_bad_device_names_give_one_line_with_a_fix(node_dir, args, message):
     result = p2pctl(*args, "--root", node_dir)
     _assert_one_line_error(result, message)
+
+
+def test_an_unknown_device_in_a_snapshot_names_the_snapshot_file():
+    snapshot = os.path.join(os.path.dirname(__file__), "..", "fixtures", "guests", "switch", "snapshot.tar.gz")
+    result = p2pctl("distance", "nvme0", "nvme9", "--root", snapshot)
+    _assert_one_line_error(result, "unknown device 'nvme9' (root %s)" % snapshot)
 
 
 def test_a_root_that_is_a_plain_file_is_refused(tmp_path):
