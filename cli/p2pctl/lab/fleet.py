@@ -17,7 +17,12 @@ from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.topologies import get_topology
 
 INVENTORY_GROUP = "p2plab"
-SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+# Keepalives: a guest that reboots under QEMU's user networking never resets the old TCP connection,
+# so an SSH client or ControlPersist master open across the reboot would otherwise wait forever.
+SSH_COMMON_ARGS = (
+    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+    " -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,9 @@ class NodeStatus:
     running: bool
     ssh_port: int
     pid: Optional[int]
+
+
+LAB_KERNEL_SERIES = "6.12"
 
 
 def lab_vars() -> Dict[str, Any]:
@@ -41,6 +49,8 @@ def lab_vars() -> Dict[str, Any]:
         # Localhost is the controller: run its modules with the interpreter that runs Ansible.
         # The nodes' own ansible_python_interpreter overrides this.
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        # Lab nodes run Debian 13, whose kernel series (linux-source-6.12, kernel-src/patches/6.12) this is.
+        "kernel_build_version": LAB_KERNEL_SERIES,
         "kernel_build_config_base": "tinyconfig",
         "kernel_build_extra_fragments": [str(configs / "lab.config")],
         # site.yml builds on the controller, then installs on the nodes from the same place.

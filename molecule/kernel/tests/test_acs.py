@@ -36,9 +36,10 @@ def test_the_command_line_disables_acs_redirect_at_the_root_port(host: Any) -> N
 
 def test_the_iommu_is_on_and_the_root_port_no_longer_redirects(host: Any) -> None:
     assert host.check_output("ls /sys/class/iommu")
+    # The parameter clears redirect; the other bits differ by release: 6.1 keeps what the kernel enabled
+    # (SV, UF), 6.12 puts back the firmware's value (0 under QEMU).
     control = int(host.check_output("setpci -s %s ECAP_ACS+6.w" % ROOT_PORT), 16)
-    assert control != 0  # ACS is on (source validation and the rest) ...
-    assert control & ACS_REDIRECT_BITS == 0  # ... except redirect
+    assert control & ACS_REDIRECT_BITS == 0
 
 
 def test_the_kernel_accepts_each_function_as_p2pmem_for_the_other(host: Any) -> None:
