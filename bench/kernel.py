@@ -32,6 +32,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kernel_tree  # noqa: E402
+from p2pctl.lab.fleet import LAB_KERNEL_SERIES  # noqa: E402
 
 CONFIGS = os.path.join(REPO, "kernel-src", "configs")
 BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-kernel")
@@ -80,7 +81,7 @@ def measure_install(inventory: str, package_dir: str) -> float:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--series", default="6.1")
+    parser.add_argument("--series", default=LAB_KERNEL_SERIES, help="default: the lab nodes' series")
     parser.add_argument("--config-base", default="tinyconfig", choices=_kbuild.CONFIG_BASES)
     parser.add_argument(
         "--fragment",
