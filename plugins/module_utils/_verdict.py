@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import ACS_PARAM_FIX, KernelRules
 from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import AcsState, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
 
 
 class MapType:
@@ -39,7 +39,6 @@ class MapType:
 
 # The kernel's seq_buf for the ACS device list is 128 bytes (calc_map_type_and_dist()).
 _ACS_LIST_BUF = 128
-_NO_ACS = AcsState(present=False)
 
 
 class PairVerdict:
@@ -697,8 +696,12 @@ class _Engine:
 
     def _acs_kept_off(self, path: Sequence[str]) -> List[str]:
         """Devices on a checked path with ACS whose redirect the running command line clears."""
-        functions = self.node.functions
-        return [bdf for bdf in path if (functions[bdf].acs or _NO_ACS).present and self._already_listed(bdf)]
+        kept = []
+        for bdf in path:
+            acs = self.node.functions[bdf].acs
+            if acs is not None and acs.present and self._already_listed(bdf):
+                kept.append(bdf)
+        return kept
 
     def _already_listed(self, bdf: str) -> bool:
         entries = self.node.kernel.pci_options().get("disable_acs_redir", "")

@@ -158,10 +158,7 @@ def build(
             )
         with open(result_file, encoding="utf-8") as handle:
             result = json.load(handle)
-    if check:
-        state = "would build" if result["changed"] else "up to date"
-    else:
-        state = "built" if result["changed"] else "up to date"
+    state = ("would build" if check else "built") if result["changed"] else "up to date"
     click.echo("%s: %s" % (state, result["release"] or result["output_dir"]))
     for package in result["packages"]:
         click.echo(os.path.join(result["output_dir"], package))
