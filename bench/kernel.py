@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the kernel pipeline: cold build, warm rebuild (ccache), no-op, and the fleet cost.
 
-Runs the same library the kernel_build module runs (plugins/module_utils/_kbuild.py) on a
+Runs the same library the kernel_build module runs (plugins/module_utils/kernel/kbuild.py) on a
 Debian linux-source tree with the project's series and fragments:
 
 - cold: an empty ccache and no previous package (the patched tree is prepared first, untimed
@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kernel_tree  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 from p2pctl.lab.fleet import LAB_KERNEL_SERIES  # noqa: E402
 
 CONFIGS = os.path.join(REPO, "kernel-src", "configs")
@@ -39,13 +39,13 @@ BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-ke
 
 
 def timed_build(
-    tree: _kernel_tree.PreparedTree, args: argparse.Namespace, output_root: str, ccache: str
+    tree: source_tree.PreparedTree, args: argparse.Namespace, output_root: str, ccache: str
 ) -> Tuple[float, str]:
     """Seconds the build took, and the directory with its packages."""
     start = time.monotonic()
-    result = _kbuild.build_packages(
+    result = kbuild.build_packages(
         tree,
-        _kbuild.ConfigBase(args.config_base),
+        kbuild.ConfigBase(args.config_base),
         args.fragments,
         output_root=output_root,
         jobs=args.jobs,
@@ -82,7 +82,7 @@ def measure_install(inventory: str, package_dir: str) -> float:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", default=LAB_KERNEL_SERIES, help="default: the lab nodes' series")
-    parser.add_argument("--config-base", default="tinyconfig", choices=_kbuild.CONFIG_BASES)
+    parser.add_argument("--config-base", default="tinyconfig", choices=kbuild.CONFIG_BASES)
     parser.add_argument(
         "--fragment",
         dest="fragments",
@@ -98,9 +98,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.fragments = args.fragments or [os.path.join(CONFIGS, "p2pdma.config"), os.path.join(CONFIGS, "lab.config")]
 
     start = time.monotonic()
-    tree = _kernel_tree.prepare_tree(
+    tree = source_tree.prepare_tree(
         os.path.join(REPO, "kernel-src", "patches", args.series),
-        tarball=_kernel_tree.debian_source_tarball(args.series),
+        tarball=source_tree.debian_source_tarball(args.series),
     )
     print(
         "source tree %s: %.0f s (%s)" % (tree.path, time.monotonic() - start, "cached" if tree.reused else "extracted")

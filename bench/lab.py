@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Callable, List, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.lab.fleet import Lab
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
 from p2pctl.lab.node import ensure_ssh_key

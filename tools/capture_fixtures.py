@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._kconfig import (
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig import (
     KconfigTree,
     merge_fragments,
     read_config,

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.commands.check import check
 from p2pctl.commands.distance import distance
 from p2pctl.commands.kernel import kernel

@@ -72,8 +72,8 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _grub  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import grub  # noqa: E402
 
 _VARIABLE = {"once": "next_entry", "default": "saved_entry"}
 _COMMAND = {"once": "grub-reboot", "default": "grub-set-default"}
@@ -90,10 +90,10 @@ def _read(path: str) -> str:
 def run(module: AnsibleModule) -> dict:
     grub_dir = module.params["grub_dir"]
     boot = module.params["boot"]
-    entries = _grub.parse_menu(_read(os.path.join(grub_dir, "grub.cfg")))
-    entry = _grub.entry_for(entries, module.params["release"])
+    entries = grub.parse_menu(_read(os.path.join(grub_dir, "grub.cfg")))
+    entry = grub.entry_for(entries, module.params["release"])
     grubenv_path = os.path.join(grub_dir, "grubenv")
-    grubenv = _grub.parse_grubenv(_read(grubenv_path)) if os.path.exists(grubenv_path) else {}
+    grubenv = grub.parse_grubenv(_read(grubenv_path)) if os.path.exists(grubenv_path) else {}
     before = grubenv.get(_VARIABLE[boot], "")
     actions = [] if before == entry.path else [[_COMMAND[boot], entry.path]]
     if actions and not module.check_mode:

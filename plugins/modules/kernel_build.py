@@ -145,24 +145,24 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kernel_tree  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
     tarball = params["tarball"]
     if params["source"] == "debian":
-        tarball = _kernel_tree.debian_source_tarball(params["version"])
-    tree = _kernel_tree.prepare_tree(
+        tarball = source_tree.debian_source_tarball(params["version"])
+    tree = source_tree.prepare_tree(
         params["series_dir"],
         tarball=tarball if params["source"] != "git" else None,
         git_url=params["git_url"] if params["source"] == "git" else None,
         git_ref=params["git_ref"],
         cache_dir=os.path.expanduser(params["tree_cache"]),
     )
-    base = _kbuild.ConfigBase(params["config_base"], params["config_file"], params["lsmod_file"])
-    result = _kbuild.build_packages(
+    base = kbuild.ConfigBase(params["config_base"], params["config_file"], params["lsmod_file"])
+    result = kbuild.build_packages(
         tree,
         base,
         params["fragments"],
@@ -175,7 +175,7 @@ def run(module: AnsibleModule) -> dict:
     changed = result.changed or would_build
     actions = []
     if changed:
-        actions.append("build %s packages in %s" % (_kbuild.DEFAULT_TARGET, result.output_dir))
+        actions.append("build %s packages in %s" % (kbuild.DEFAULT_TARGET, result.output_dir))
     return {
         "changed": changed,
         "release": result.release,
@@ -200,7 +200,7 @@ def main() -> None:
             git_url=dict(type="str"),
             git_ref=dict(type="str"),
             series_dir=dict(type="path"),
-            config_base=dict(type="str", choices=list(_kbuild.CONFIG_BASES), default="running"),
+            config_base=dict(type="str", choices=list(kbuild.CONFIG_BASES), default="running"),
             config_file=dict(type="path"),
             lsmod_file=dict(type="path"),
             fragments=dict(type="list", elements="path", default=[]),

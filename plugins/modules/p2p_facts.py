@@ -96,9 +96,9 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root  # noqa: E402
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Dict, Set
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kconfig, _kernel_tree
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, kconfig, source_tree
 
 pytestmark = pytest.mark.kernel
 
@@ -24,8 +24,8 @@ NODE = REPO / "tests" / "fixtures" / "nodes" / "debian13"
 
 
 @pytest.fixture(scope="module")
-def tree_612() -> _kernel_tree.PreparedTree:
-    return _kernel_tree.prepare_tree(str(SERIES_612), tarball=_kernel_tree.debian_source_tarball("6.12"))
+def tree_612() -> source_tree.PreparedTree:
+    return source_tree.prepare_tree(str(SERIES_612), tarball=source_tree.debian_source_tarball("6.12"))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def node_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stock(node_config: Path) -> Dict[str, str]:
-    return _kconfig.read_config(str(node_config))
+    return kconfig.read_config(str(node_config))
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def loaded_modules() -> Set[str]:
     return {line.split()[0] for line in lines[1:]}
 
 
-def configure(tree: _kernel_tree.PreparedTree, objdir: Path, base: _kbuild.ConfigBase) -> Dict[str, str]:
-    return _kbuild.configure(tree, str(objdir), base, [str(P2PDMA_FRAGMENT)], 2, _kbuild.StepTimes())
+def configure(tree: source_tree.PreparedTree, objdir: Path, base: kbuild.ConfigBase) -> Dict[str, str]:
+    return kbuild.configure(tree, str(objdir), base, [str(P2PDMA_FRAGMENT)], 2, kbuild.StepTimes())
 
 
 def test_the_fixture_is_a_stock_debian_kernel_without_p2pdma(stock: Dict[str, str]) -> None:
@@ -60,9 +60,9 @@ def test_the_fixture_is_a_stock_debian_kernel_without_p2pdma(stock: Dict[str, st
 
 @pytest.mark.parametrize("kind", ["running", "file"])
 def test_a_nodes_config_gains_p2pdma_and_keeps_its_own_choices(
-    tree_612: _kernel_tree.PreparedTree, node_config: Path, stock: Dict[str, str], tmp_path: Path, kind: str
+    tree_612: source_tree.PreparedTree, node_config: Path, stock: Dict[str, str], tmp_path: Path, kind: str
 ) -> None:
-    resolved = configure(tree_612, tmp_path / "build", _kbuild.ConfigBase(kind, path=str(node_config)))
+    resolved = configure(tree_612, tmp_path / "build", kbuild.ConfigBase(kind, path=str(node_config)))
     assert resolved["PCI_P2PDMA"] == "y"
     assert resolved["ZONE_DEVICE"] == "y"
     assert resolved["NVME_TARGET_RDMA"] == "m"
@@ -75,13 +75,13 @@ def test_a_nodes_config_gains_p2pdma_and_keeps_its_own_choices(
 
 
 def test_localmodconfig_keeps_the_nodes_modules_and_the_fragment(
-    tree_612: _kernel_tree.PreparedTree,
+    tree_612: source_tree.PreparedTree,
     node_config: Path,
     stock: Dict[str, str],
     loaded_modules: Set[str],
     tmp_path: Path,
 ) -> None:
-    base = _kbuild.ConfigBase("localmodconfig", path=str(node_config), lsmod=str(NODE / "lsmod.txt"))
+    base = kbuild.ConfigBase("localmodconfig", path=str(node_config), lsmod=str(NODE / "lsmod.txt"))
     resolved = configure(tree_612, tmp_path / "build", base)
     # A module the node had loaded stays a module; one it never loaded is gone.
     assert "nvme" in loaded_modules and resolved["BLK_DEV_NVME"] == "m"

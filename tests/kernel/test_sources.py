@@ -17,7 +17,7 @@ from typing import List
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kernel_tree
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import source_tree
 
 pytestmark = pytest.mark.kernel
 
@@ -40,7 +40,7 @@ RELEASE = re.compile(r"^(would build|up to date|built): (6\.1\.\d+-p2p[0-9a-f]+)
 
 @pytest.fixture(scope="module")
 def tarball_61() -> str:
-    return _kernel_tree.debian_source_tarball("6.1")
+    return source_tree.debian_source_tarball("6.1")
 
 
 @pytest.fixture(scope="module")

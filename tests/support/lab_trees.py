@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb, Node
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
 from p2pctl.lab.topologies import AMD_ZEN_CPU, Topology
 from tests.support.sysfs_tree import (
     ACS_CR,

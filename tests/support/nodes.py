@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, CMBSZ_SQS, CMBSZ_WDS, Cmb
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import CMBSZ_RDS, CMBSZ_SQS, CMBSZ_WDS, Cmb
 from tests.support.sysfs_tree import SysfsTree
 
 # 16 MiB in 1 MiB units, WDS+RDS (published) and SQS, in BAR 2: what QEMU's cmb_size_mb=16 reports.

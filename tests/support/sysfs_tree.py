@@ -26,9 +26,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import PORT_TYPE_CODES
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import PORT_TYPE_CODES
 
 # Device IDs of QEMU's models, so trees read like the lab's guests.
 QEMU_Q35_HOST = (0x8086, 0x29C0)

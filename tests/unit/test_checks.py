@@ -6,7 +6,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._checks import (
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     FAIL,
     PASS,
     WARN,
@@ -14,8 +15,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils._checks import (
     run_checks,
     worst_status,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import CMBSZ_RDS, CMBSZ_WDS, Cmb, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import CMBSZ_RDS, CMBSZ_WDS, Cmb, read_node
 from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, switch_node
 from tests.support.sysfs_tree import SysfsTree
 

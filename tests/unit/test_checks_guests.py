@@ -15,9 +15,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._checks import FAIL, run_checks
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_snapshot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, run_checks
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
 FIXTURES = sorted(path.parent.name for path in GUESTS.glob("*/kernel-answers.json"))

@@ -4,7 +4,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot, UnreadableError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot, UnreadableError
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_snapshot
-from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, pair_verdict
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, pair_verdict
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
 # "switch" for the default 6.1 guest, "linux-6.12/switch" for a fixture of another kernel.

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.lab import node as node_module
 from p2pctl.lab.fleet import Lab
 from p2pctl.lab.image import BASE_PACKAGES, ImageSpec

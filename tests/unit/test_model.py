@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Cmb, read_node, split_cmdline
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, read_node, split_cmdline
 from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
 
 CMB_QEMU_64M = Cmb(cmbsz=(64 << 12) | (2 << 8) | 0x1D, cmbloc=0x2)  # QEMU cmb_size_mb=64: SQS LISTS RDS WDS

@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import ConfigSpace, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, parse_bdf
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import tarfile
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import (
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import (
     MANIFEST_NAME,
     open_root,
     open_snapshot,

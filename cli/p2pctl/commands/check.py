@@ -7,16 +7,16 @@ from typing import Tuple
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._checks import (
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     FAIL,
     POLICIES,
     WARN,
     run_checks,
     worst_status,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._render import format_checks
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_checks
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 EXIT_WARN = 3

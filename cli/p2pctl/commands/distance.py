@@ -7,9 +7,9 @@ from typing import Tuple
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root
-from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import Verdict, distance_many, publication
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import Verdict, distance_many, publication
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 EXIT_NOT_SUPPORTED = 1

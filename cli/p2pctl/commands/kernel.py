@@ -12,11 +12,11 @@ from typing import List, Optional, Tuple
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kbuild, _kernel_tree
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
 
 # The CLI is installed from the collection checkout, so kernel-src/ and the playbooks sit at its root.
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_kbuild.__file__))))
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(kbuild.__file__))))
 KERNEL_SRC = os.path.join(COLLECTION_ROOT, "kernel-src")
 P2PDMA_FRAGMENT = os.path.join(KERNEL_SRC, "configs", "p2pdma.config")
 BUILD_PLAYBOOK = os.path.join(COLLECTION_ROOT, "playbooks", "kernel_build.yml")
@@ -48,14 +48,14 @@ def kernel() -> None:
 def check_series(versions: Tuple[str, ...], jobs: int) -> None:
     """Apply each series to Debian's linux-source-X.Y (dry run first) and compile the objects it touches."""
     for version in versions or series_versions():
-        tarball = _kernel_tree.debian_source_tarball(version)
+        tarball = source_tree.debian_source_tarball(version)
         _progress("%s: preparing %s with kernel-src/patches/%s" % (version, tarball, version))
         start = time.monotonic()
-        tree = _kernel_tree.prepare_tree(os.path.join(KERNEL_SRC, "patches", version), tarball=tarball)
+        tree = source_tree.prepare_tree(os.path.join(KERNEL_SRC, "patches", version), tarball=tarball)
         prepared = "cached tree" if tree.reused else "extract and patch %.0f s" % (time.monotonic() - start)
-        objects = _kernel_tree.touched_objects(tree.patches)
+        objects = source_tree.touched_objects(tree.patches)
         objdir = os.path.join(os.path.dirname(tree.path), "check-build")
-        times = _kbuild.compile_objects(tree, objects, [P2PDMA_FRAGMENT], objdir, jobs)
+        times = kbuild.compile_objects(tree, objects, [P2PDMA_FRAGMENT], objdir, jobs)
         click.echo(
             "%s: %d patch(es) apply, p2pdma.config verified, compiled %s (%s)"
             % (
@@ -94,7 +94,7 @@ def build_playbook_argv(extra_vars: dict, check: bool) -> List[str]:
 @click.option("--git-ref", help="Branch or tag of --git-url.")
 @click.option(
     "--config-base",
-    type=click.Choice(_kbuild.CONFIG_BASES),
+    type=click.Choice(kbuild.CONFIG_BASES),
     default="running",
     show_default=True,
     help="Where the config starts before the fragments.",

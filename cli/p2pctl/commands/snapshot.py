@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root, write_snapshot
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root, write_snapshot
 from p2pctl.commands.common import root_option
 
 

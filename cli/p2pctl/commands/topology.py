@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils._render import format_topology, topology_view
-from ansible_collections.p2pdma.storage.plugins.module_utils._snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
+from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_topology, topology_view
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import yaml
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.topologies import get_topology

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.lab.cache import cache_root, content_hash
 from p2pctl.lab.proc import require_tool, run
 

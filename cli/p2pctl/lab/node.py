@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
 from p2pctl.lab.proc import require_tool, run, tail

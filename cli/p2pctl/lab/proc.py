@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from typing import Dict, List, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 # The Debian package that ships each host tool, for the fix in the error message.
 TOOL_PACKAGES: Dict[str, str] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 # QEMU's q35 puts its own devices at 00:00.0 (host bridge) and 00:1f.x (ICH9). The lab
 # adds the boot disk and the management NIC on the root bus, away from the test topology.

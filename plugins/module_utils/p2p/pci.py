@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 # What a non-root reader gets from sysfs (pci_read_config() in drivers/pci/pci-sysfs.c).
 UNPRIVILEGED_CONFIG_BYTES = 64

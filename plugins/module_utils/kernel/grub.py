@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 _OPEN = re.compile(r"^\s*(menuentry|submenu)\s+(?:'([^']*)'|\"([^\"]*)\").*?\$menuentry_id_option\s+'([^']+)'.*\{\s*$")
 _LINUX = re.compile(r"^\s*linux(?:efi|16)?\s+\S*/vmlinuz-(\S+)")

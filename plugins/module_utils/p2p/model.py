@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._fs import SysRoot, UnreadableError
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import (
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot, UnreadableError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import (
     AcsState,
     ConfigSpace,
     LinkInfo,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import KernelRules
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import KernelRules
 
 if TYPE_CHECKING:  # _checks uses human_bytes from here
-    from ansible_collections.p2pdma.storage.plugins.module_utils._checks import CheckResult
+    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import CheckResult
 
 # Base class and subclass (the upper 16 bits of the class code), as pci.ids names them.
 _CLASS_NAMES = {

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import SYS_PCI_DEVICES, Node, PciFunction
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import bdf_sort_key, parse_bdf
-from ansible_collections.p2pdma.storage.plugins.module_utils._render import human_bytes
-from ansible_collections.p2pdma.storage.plugins.module_utils._verdict import MapType, Verdict, distance_many
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node, PciFunction
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, Verdict, distance_many
+from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import human_bytes
 
 PASS = "PASS"
 WARN = "WARN"

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-tree")
 _CHUNK = 1 << 20

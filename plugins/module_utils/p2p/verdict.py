@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import ACS_PARAM_FIX, KernelRules
-from ansible_collections.p2pdma.storage.plugins.module_utils._model import Node, PciFunction
-from ansible_collections.p2pdma.storage.plugins.module_utils._pci import parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import ACS_PARAM_FIX, KernelRules
 
 
 class MapType:
@@ -764,7 +764,7 @@ def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:
 
 
 def _is_x86(arch: str) -> bool:
-    from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_rules import is_x86
+    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import is_x86
 
     return is_x86(arch)
 

@@ -17,7 +17,7 @@ import os
 import posixpath
 from typing import Optional, Set
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 _MAX_SYMLINK_HOPS = 40
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
 _SET_LINE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET_LINE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.p2pdma.storage.plugins.module_utils import _kconfig
-from ansible_collections.p2pdma.storage.plugins.module_utils._errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils._kernel_tree import PreparedTree, file_sha256
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kconfig
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.source_tree import PreparedTree, file_sha256
 
 CONFIG_BASES = ("defconfig", "tinyconfig", "file", "running", "localmodconfig")
 DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-pkg")
@@ -104,7 +104,7 @@ def configure(
     """Write the resolved and verified .config into ``objdir``; return its values."""
     os.makedirs(objdir, exist_ok=True)
     config_path = os.path.join(objdir, ".config")
-    requests = _kconfig.merge_fragments(fragments)
+    requests = kconfig.merge_fragments(fragments)
     if base.kind in ("defconfig", "tinyconfig"):
         times.run("make " + base.kind, make_argv(tree.path, objdir, jobs, base.kind))
     else:
@@ -122,8 +122,8 @@ def configure(
             times.run(
                 "make localmodconfig", make_argv(tree.path, objdir, jobs, "localmodconfig", extra=["LSMOD=" + lsmod])
             )
-    base_values = _kconfig.read_config(config_path)
-    merged = _kconfig.apply_requests(base_values, requests)
+    base_values = kconfig.read_config(config_path)
+    merged = kconfig.apply_requests(base_values, requests)
     merged["LOCALVERSION"] = '""'
     merged["LOCALVERSION_AUTO"] = "n"
     # Debian's running configs name certificate files that exist only in Debian's own build tree.
@@ -131,17 +131,17 @@ def configure(
         if symbol in merged and symbol not in requests:
             merged[symbol] = '""'
     with open(config_path, "w", encoding="utf-8") as handle:
-        handle.write(_kconfig.render_config(merged))
+        handle.write(kconfig.render_config(merged))
     times.run("make olddefconfig", make_argv(tree.path, objdir, jobs, "olddefconfig"))
-    resolved = _kconfig.read_config(config_path)
-    _kconfig.require_all(requests, resolved, _kconfig.KconfigTree(tree.path))
+    resolved = kconfig.read_config(config_path)
+    kconfig.require_all(requests, resolved, kconfig.KconfigTree(tree.path))
     return resolved
 
 
 def config_hash(resolved: Mapping[str, str]) -> str:
     """Hash of a resolved .config without the symbols the pipeline sets itself."""
     kept = {symbol: value for symbol, value in sorted(resolved.items()) if symbol not in _RELEASE_SYMBOLS}
-    return hashlib.sha256(_kconfig.render_config(kept).encode()).hexdigest()
+    return hashlib.sha256(kconfig.render_config(kept).encode()).hexdigest()
 
 
 def build_hash(tree: PreparedTree, resolved: Mapping[str, str]) -> str:
