@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, read_node, split_cmdline
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, split_cmdline
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
 
 CMB_QEMU_64M = Cmb(cmbsz=(64 << 12) | (2 << 8) | 0x1D, cmbloc=0x2)  # QEMU cmb_size_mb=64: SQS LISTS RDS WDS
