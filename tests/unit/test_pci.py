@@ -3,7 +3,7 @@ import struct
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, LinkInfo, parse_bdf
 
 
 @pytest.mark.parametrize(
@@ -148,3 +148,29 @@ def test_rciep_has_no_link():
     config = ConfigSpace(data)
     assert config.port_type == "rciep"
     assert config.link.current_speed is None
+
+
+@pytest.mark.parametrize(
+    "header, subsystem",
+    [(0x00, (0x1AF4, 0x1100)), (0x80, (0x1AF4, 0x1100)), (0x01, (None, None)), (0x02, (None, None))],
+)
+def test_subsystem_ids_come_from_a_type_0_header_only(header, subsystem):
+    data = bytearray(_config(header=header))
+    data[0x08] = 0x02
+    struct.pack_into("<HH", data, 0x2C, 0x1AF4, 0x1100)
+    config = ConfigSpace(bytes(data))
+    assert (config.subsystem_vendor, config.subsystem_device) == subsystem
+    assert config.revision == 0x02
+
+
+@pytest.mark.parametrize(
+    "link, text",
+    [
+        (LinkInfo(8.0, 4, 16.0, 4), "8 GT/s x4 (max 16 GT/s x4)"),
+        (LinkInfo(2.5, None, 2.5, 1), "2.5 GT/s x? (max 2.5 GT/s x1)"),
+        (LinkInfo(None, None, 32.0, 16), "? x? (max 32 GT/s x16)"),
+        (LinkInfo(), "no link"),
+    ],
+)
+def test_link_text(link, text):
+    assert link.describe() == text

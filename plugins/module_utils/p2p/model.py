@@ -419,7 +419,7 @@ class KernelInfo:
     release: Optional[str]
     version: Optional[Tuple[int, int, int]]
     cmdline: str
-    config: Dict[str, str]
+    config: Dict[str, str]  # symbol (no CONFIG_ prefix) -> value, as kconfig.parse_config spells it
     config_source: Optional[str]
     arch: Optional[str]
     cpu_vendor: Optional[str]
@@ -433,7 +433,8 @@ class KernelInfo:
 
     def config_value(self, option: str) -> Optional[str]:
         """``y``, ``m``, a value, or None when unset or the config is unknown."""
-        return self.config.get(option if option.startswith("CONFIG_") else "CONFIG_" + option)
+        value = self.config.get(option[len("CONFIG_") :] if option.startswith("CONFIG_") else option)
+        return None if value == "n" else value
 
     def cmdline_params(self) -> Dict[str, str]:
         """key -> value of every ``key=value`` word (the last one wins, as the kernel's parser)."""

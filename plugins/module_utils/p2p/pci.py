@@ -187,14 +187,15 @@ class LinkInfo:
         }
 
     def describe(self) -> str:
-        def part(speed: Optional[float], width: Optional[int]) -> str:
-            speed_text = ("%g GT/s" % speed) if speed else "?"
-            width_text = ("x%d" % width) if width else "x?"
-            return "%s %s" % (speed_text, width_text)
-
         if self.current_speed is None and self.max_speed is None:
             return "no link"
-        return "%s (max %s)" % (part(self.current_speed, self.current_width), part(self.max_speed, self.max_width))
+        current = link_text(self.current_speed, self.current_width)
+        return "%s (max %s)" % (current, link_text(self.max_speed, self.max_width))
+
+
+def link_text(speed: Optional[float], width: Optional[int]) -> str:
+    """One link as lspci words it: ``8 GT/s x4``, with ``?`` for what is unknown."""
+    return "%s x%s" % (("%g GT/s" % speed) if speed else "?", width or "?")
 
 
 class ConfigSpace:
@@ -276,6 +277,19 @@ class ConfigSpace:
     @property
     def status(self) -> Optional[int]:
         return self._u16(0x06)
+
+    @property
+    def revision(self) -> Optional[int]:
+        return self._u8(0x08)
+
+    @property
+    def subsystem_vendor(self) -> Optional[int]:
+        """Subsystem Vendor ID of a type 0 header (a bridge has none at 0x2C)."""
+        return self._u16(0x2C) if self.header_type == HEADER_TYPE_NORMAL else None
+
+    @property
+    def subsystem_device(self) -> Optional[int]:
+        return self._u16(0x2E) if self.header_type == HEADER_TYPE_NORMAL else None
 
     @property
     def class_code(self) -> Optional[int]:

@@ -14,6 +14,8 @@ import posixpath
 import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig import parse_config
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot, UnreadableError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import (
     NVME_PATH_NODE_RE,
@@ -31,10 +33,9 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import (
     RdmaDevice,
     split_cmdline,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, LinkInfo, bdf_sort_key
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, LinkInfo, bdf_sort_key, is_bdf
 
 _HOST_BRIDGE_RE = re.compile(r"^pci([0-9a-f]{4,8}):([0-9a-f]{2})$")
-_BDF_COMPONENT_RE = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
 _NVME_CTRL_RE = re.compile(r"^nvme(\d+)$")
 _NVME_NS_RE = re.compile(r"^nvme(\d+)n(\d+)$")
 _SPEED_RE = re.compile(r"^([0-9.]+)\s*GT/s")
@@ -85,7 +86,7 @@ class _Reader:
                 "point --root at a node's / (or a snapshot of one); sysfs must be mounted",
             )
         for name in names:
-            if not _BDF_COMPONENT_RE.match(name):
+            if not is_bdf(name):
                 continue
             path = self.real(posixpath.join(SYS_PCI_DEVICES, name))
             fn = self.read_function(name, path)
@@ -108,7 +109,7 @@ class _Reader:
             domain, bus = bdf.split(":")[:2]
             host_bridge = "pci%s:%s" % (domain, bus)
         parent = parts[-2] if len(parts) >= 2 else ""
-        parent_bdf = parent if _BDF_COMPONENT_RE.match(parent) else None
+        parent_bdf = parent if is_bdf(parent) else None
 
         try:
             entries = set(self.root.listdir(path))
@@ -136,7 +137,7 @@ class _Reader:
             # sysfs parent as well, so only a PF on a root bus changes the answer.
             pf_path = posixpath.normpath(posixpath.join(path, self.root.readlink(path + "/physfn") or ""))
             pf_parent = pf_path.split("/")[-2]
-            upstream = pf_parent if _BDF_COMPONENT_RE.match(pf_parent) else None
+            upstream = pf_parent if is_bdf(pf_parent) else None
 
         iommu_group = None
         if "iommu_group" in entries:
@@ -158,7 +159,7 @@ class _Reader:
         )
         virtfns = sorted(
             (self.link_name(path + "/" + e) or "" for e in entries if e.startswith("virtfn")),
-            key=lambda b: bdf_sort_key(b) if _BDF_COMPONENT_RE.match(b) else (0, 0, 0, 0),
+            key=lambda b: bdf_sort_key(b) if is_bdf(b) else (0, 0, 0, 0),
         )
         return PciFunction(
             bdf=bdf,
@@ -178,9 +179,9 @@ class _Reader:
             host_bridge=host_bridge,
             sysfs_path=path,
             parent_bdf=parent_bdf,
-            subsystem_vendor=_u16(config.data, 0x2C) if config is not None and not config.is_bridge else None,
-            subsystem_device=_u16(config.data, 0x2E) if config is not None and not config.is_bridge else None,
-            revision=config.data[0x08] if config is not None and len(config.data) > 8 else None,
+            subsystem_vendor=config.subsystem_vendor if config is not None else None,
+            subsystem_device=config.subsystem_device if config is not None else None,
+            revision=config.revision if config is not None else None,
             multifunction=config.multifunction if config is not None else False,
             secondary_bus=config.secondary_bus if config is not None else None,
             subordinate_bus=config.subordinate_bus if config is not None else None,
@@ -428,12 +429,11 @@ class _Reader:
                 "install the kernel's config file in /boot, or build with CONFIG_IKCONFIG_PROC=y",
             )
             return {}, None
-        config: Dict[str, str] = {}
-        for line in text.splitlines():
-            if line.startswith("CONFIG_"):
-                key, _, value = line.partition("=")
-                config[key] = value.strip().strip('"')
-        return config, source
+        try:
+            return parse_config(text, origin=source), source
+        except P2PError as exc:
+            self.problem(source, exc.message, "capture %s again: it is not a kernel config" % source)
+            return {}, None
 
     def read_cpu(self) -> Tuple[Optional[str], Optional[int]]:
         text = self.text("/proc/cpuinfo")
@@ -470,12 +470,6 @@ class _Reader:
         return bool(units or groups), evidence
 
 
-def _u16(data: bytes, offset: int) -> Optional[int]:
-    if offset + 2 > len(data):
-        return None
-    return data[offset] | (data[offset + 1] << 8)
-
-
 def _strip(text: Optional[str]) -> Optional[str]:
     return None if text is None else text.strip()
 
@@ -487,19 +481,19 @@ def _natural_key(text: str) -> tuple:
 def _pci_ancestor(path: str) -> Optional[str]:
     """The nearest PCI function above (or at) a sysfs device path: find_parent_pci_dev()."""
     for part in reversed(path.split("/")):
-        if _BDF_COMPONENT_RE.match(part):
+        if is_bdf(part):
             return part
     return None
 
 
 def _arch_from_config(config: Dict[str, str]) -> Optional[str]:
     for option, arch in (
-        ("CONFIG_X86_64", "x86_64"),
-        ("CONFIG_ARM64", "aarch64"),
-        ("CONFIG_PPC64", "ppc64le"),
-        ("CONFIG_RISCV", "riscv64"),
-        ("CONFIG_S390", "s390x"),
-        ("CONFIG_X86_32", "i686"),
+        ("X86_64", "x86_64"),
+        ("ARM64", "aarch64"),
+        ("PPC64", "ppc64le"),
+        ("RISCV", "riscv64"),
+        ("S390", "s390x"),
+        ("X86_32", "i686"),
     ):
         if config.get(option) == "y":
             return arch
