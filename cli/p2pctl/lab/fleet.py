@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import yaml
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.topologies import get_topology
@@ -156,12 +156,11 @@ class Lab:
     def write_inventory(self) -> Path:
         path = self.inventory_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
+        write_atomic(
+            path,
             "# Written by p2pctl lab: the running lab nodes. Rewritten on every lab up/down.\n"
-            + yaml.safe_dump(self.inventory(), sort_keys=False)
+            + yaml.safe_dump(self.inventory(), sort_keys=False),
         )
-        os.replace(tmp, path)
         return path
 
     @contextmanager

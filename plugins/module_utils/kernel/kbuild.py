@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kconfig
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.source_tree import PreparedTree, file_sha256
 
@@ -178,16 +179,6 @@ def _read_provenance(output_dir: str) -> Optional[Dict[str, object]]:
     return provenance
 
 
-def _write_json_atomic(path: str, data: Mapping[str, object]) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def build_packages(
     tree: PreparedTree,
     base: ConfigBase,
@@ -283,7 +274,7 @@ def _package(
         "seconds": {name: round(value, 1) for name, value in times.seconds.items()},
     }
     # The object tree is what ccache and a warm rebuild need; the packages and provenance are the product.
-    _write_json_atomic(os.path.join(output_dir, PROVENANCE), provenance)
+    write_atomic(os.path.join(output_dir, PROVENANCE), json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     return BuildResult(output_dir, release, packages, provenance, True, times.seconds)
 
 
