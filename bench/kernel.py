@@ -31,11 +31,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import (  # noqa: E402
+    cache_root,
+    collection_root,
+    kernel_src,
+    playbook_path,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 from p2pctl.lab.fleet import LAB_KERNEL_SERIES  # noqa: E402
-
-CONFIGS = os.path.join(REPO, "kernel-src", "configs")
-BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-kernel")
 
 
 def timed_build(
@@ -69,11 +72,11 @@ def measure_install(inventory: str, package_dir: str) -> float:
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
         "-i",
         inventory,
-        os.path.join(REPO, "playbooks", "kernel_install.yml"),
+        str(playbook_path("kernel_install")),
         "-e",
         json.dumps({"kernel_install_package_dir": package_dir}),
     ]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(collection_root() / "ansible.cfg"))
     start = time.monotonic()
     subprocess.run(argv, env=env, check=True)
     return time.monotonic() - start
@@ -95,19 +98,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--inventory", help="measure one install with the kernel_install playbook on these nodes")
     parser.add_argument("--install-seconds", type=float, help="install time per node, when not measured")
     args = parser.parse_args(argv)
-    args.fragments = args.fragments or [os.path.join(CONFIGS, "p2pdma.config"), os.path.join(CONFIGS, "lab.config")]
+    configs = kernel_src() / "configs"
+    args.fragments = args.fragments or [str(configs / "p2pdma.config"), str(configs / "lab.config")]
 
     start = time.monotonic()
     tree = source_tree.prepare_tree(
-        os.path.join(REPO, "kernel-src", "patches", args.series),
+        str(kernel_src() / "patches" / args.series),
         tarball=source_tree.debian_source_tarball(args.series),
     )
     print(
         "source tree %s: %.0f s (%s)" % (tree.path, time.monotonic() - start, "cached" if tree.reused else "extracted")
     )
 
-    os.makedirs(BENCH_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="run-", dir=BENCH_ROOT)
+    bench_root = cache_root() / "bench-kernel"
+    bench_root.mkdir(parents=True, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=bench_root)
     try:
         ccache = os.path.join(work, "ccache")
         output_root = os.path.join(work, "packages")

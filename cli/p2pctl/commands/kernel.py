@@ -13,13 +13,12 @@ from typing import List, Optional, Tuple
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import (
+    collection_root,
+    kernel_src,
+    playbook_path,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
-
-# The CLI is installed from the collection checkout, so kernel-src/ and the playbooks sit at its root.
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(kbuild.__file__))))
-KERNEL_SRC = os.path.join(COLLECTION_ROOT, "kernel-src")
-P2PDMA_FRAGMENT = os.path.join(KERNEL_SRC, "configs", "p2pdma.config")
-BUILD_PLAYBOOK = os.path.join(COLLECTION_ROOT, "playbooks", "kernel_build.yml")
 
 
 def _progress(message: str) -> None:
@@ -27,8 +26,7 @@ def _progress(message: str) -> None:
 
 
 def series_versions() -> List[str]:
-    patches = os.path.join(KERNEL_SRC, "patches")
-    return sorted(entry for entry in os.listdir(patches) if os.path.isfile(os.path.join(patches, entry, "series")))
+    return sorted(entry.parent.name for entry in (kernel_src() / "patches").glob("*/series") if entry.is_file())
 
 
 @click.group()
@@ -51,11 +49,12 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
         tarball = source_tree.debian_source_tarball(version)
         _progress("%s: preparing %s with kernel-src/patches/%s" % (version, tarball, version))
         start = time.monotonic()
-        tree = source_tree.prepare_tree(os.path.join(KERNEL_SRC, "patches", version), tarball=tarball)
+        tree = source_tree.prepare_tree(str(kernel_src() / "patches" / version), tarball=tarball)
         prepared = "cached tree" if tree.reused else "extract and patch %.0f s" % (time.monotonic() - start)
         objects = source_tree.touched_objects(tree.patches)
         objdir = os.path.join(os.path.dirname(tree.path), "check-build")
-        times = kbuild.compile_objects(tree, objects, [P2PDMA_FRAGMENT], objdir, jobs)
+        fragment = str(kernel_src() / "configs" / "p2pdma.config")
+        times = kbuild.compile_objects(tree, objects, [fragment], objdir, jobs)
         click.echo(
             "%s: %d patch(es) apply, p2pdma.config verified, compiled %s (%s)"
             % (
@@ -78,7 +77,7 @@ def build_playbook_argv(extra_vars: dict, check: bool) -> List[str]:
         # The controller's own interpreter runs the modules on localhost, whatever python3 is first on PATH.
         "-e",
         "ansible_python_interpreter=" + sys.executable,
-        BUILD_PLAYBOOK,
+        str(playbook_path("kernel_build")),
         "-e",
         json.dumps(extra_vars),
     ]
@@ -149,7 +148,7 @@ def build(
         }
         argv = build_playbook_argv(extra_vars, check)
         _progress("running: %s" % " ".join(argv[:6]))
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(COLLECTION_ROOT, "ansible.cfg"))
+        env = dict(os.environ, ANSIBLE_CONFIG=str(collection_root() / "ansible.cfg"))
         completed = subprocess.run(argv, env=env, check=False)
         if completed.returncode != 0:
             raise P2PError(

@@ -33,8 +33,6 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kconf
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.source_tree import PreparedTree, file_sha256
 
 CONFIG_BASES = ("defconfig", "tinyconfig", "file", "running", "localmodconfig")
-DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-pkg")
-DEFAULT_CCACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "ccache")
 PROVENANCE = "provenance.json"
 DEFAULT_TARGET = "bindeb-pkg"
 _HASH_LENGTH = 12
@@ -183,16 +181,17 @@ def build_packages(
     tree: PreparedTree,
     base: ConfigBase,
     fragments: Sequence[str],
-    output_root: str = DEFAULT_OUTPUT,
+    output_root: str,
     jobs: int = 2,
-    ccache_dir: Optional[str] = DEFAULT_CCACHE,
+    ccache_dir: Optional[str] = None,
     target: str = DEFAULT_TARGET,
     dry_run: bool = False,
 ) -> BuildResult:
     """Configure, verify and package; reuse a finished build with the same hash.
 
     ``dry_run`` configures and verifies (in a scratch directory under ``output_root``)
-    and reports what would be built, without building.
+    and reports what would be built, without building. Without ``ccache_dir`` the
+    compiler runs without ccache.
     """
     times = StepTimes()
     os.makedirs(output_root, exist_ok=True)
