@@ -72,6 +72,11 @@ options:
     description: C(make -j).
     type: int
     default: 2
+  log_file:
+    description:
+      - Where the output of every command of this build goes as it runs, each stage starting with a C(==> stage)
+        line; follow it with C(tail -f). Default C(build.log) in I(output_root).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -139,8 +144,14 @@ seconds:
   description: Time of each step (configure, build).
   returned: always
   type: dict
+log_file:
+  description: The build log (the output of every command of this run).
+  returned: always
+  type: str
+  sample: /root/.cache/p2pctl/kernel-pkg/build.log
 """
 
+import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
@@ -151,25 +162,29 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuil
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    tarball = params["tarball"]
-    if params["source"] == "debian":
-        tarball = source_tree.debian_source_tarball(params["version"])
-    tree = source_tree.prepare_tree(
-        params["series_dir"],
-        tarball=tarball if params["source"] != "git" else None,
-        git_url=params["git_url"] if params["source"] == "git" else None,
-        git_ref=params["git_ref"],
-        cache_dir=params["tree_cache"],
-    )
+    output_root = params["output_root"] or str(cache_root() / "kernel-pkg")
+    log = kbuild.BuildLog(params["log_file"] or os.path.join(output_root, "build.log"))
+    with log.stage("prepare the source tree", "%s source of %s" % (params["source"], params["version"])):
+        tarball = params["tarball"]
+        if params["source"] == "debian":
+            tarball = source_tree.debian_source_tarball(params["version"])
+        tree = source_tree.prepare_tree(
+            params["series_dir"],
+            tarball=tarball if params["source"] != "git" else None,
+            git_url=params["git_url"] if params["source"] == "git" else None,
+            git_ref=params["git_ref"],
+            cache_dir=params["tree_cache"],
+        )
     base = kbuild.ConfigBase(params["config_base"], params["config_file"], params["lsmod_file"])
     result = kbuild.build_packages(
         tree,
         base,
         params["fragments"],
-        output_root=params["output_root"] or str(cache_root() / "kernel-pkg"),
+        output_root=output_root,
         jobs=params["jobs"],
         ccache_dir=str(cache_root() / "ccache") if params["ccache_dir"] is None else params["ccache_dir"] or None,
         dry_run=module.check_mode,
+        log=log,
     )
     would_build = module.check_mode and not result.packages
     changed = result.changed or would_build
@@ -184,6 +199,7 @@ def run(module: AnsibleModule) -> dict:
         "provenance": result.provenance,
         "actions": actions,
         "seconds": {step: round(value, 1) for step, value in result.times.items()},
+        "log_file": log.path,
         "diff": {
             "before": {"build": result.output_dir if not changed else None},
             "after": {"build": result.output_dir},
@@ -208,6 +224,7 @@ def main() -> None:
             tree_cache=dict(type="path"),
             ccache_dir=dict(type="path"),
             jobs=dict(type="int", default=2),
+            log_file=dict(type="path"),
         ),
         required_if=[
             ("source", "tarball", ["tarball"]),

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from typing import List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import (
-    collection_root,
-    kernel_src,
-    playbook_path,
-)
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root, kernel_src, playbook_path
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
+from p2pctl.runner import PlaybookRun, run_playbook
 
 
 def _progress(message: str) -> None:
@@ -66,24 +64,66 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
         )
 
 
-def build_playbook_argv(extra_vars: dict, check: bool) -> List[str]:
-    """The ansible-playbook command that runs the kernel_build role on this host."""
-    argv = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        # The controller's own interpreter runs the modules on localhost, whatever python3 is first on PATH.
-        "-e",
-        "ansible_python_interpreter=" + sys.executable,
-        str(playbook_path("kernel_build")),
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    if check:
-        argv += ["--check", "--diff"]
-    return argv
+def build_run(extra_vars: Dict[str, Any], check: bool) -> PlaybookRun:
+    """The kernel_build playbook on this host, with its caches and build log in p2pctl's cache root."""
+    return PlaybookRun(
+        playbook_path("kernel_build"),
+        extravars={
+            "kernel_build_cache_root": str(cache_root()),
+            "kernel_build_log_file": str(build_log()),
+            **extra_vars,
+        },
+        check=check,
+        diff=check,
+    )
+
+
+def build_log() -> Path:
+    """Where ``p2pctl kernel build`` has the make output written: the latest build's."""
+    return cache_root() / "kernel-pkg" / "build.log"
+
+
+class BuildStatus:
+    """The status line of a running build: the build stage (else the Ansible task) and their times."""
+
+    def __init__(self, log: Path) -> None:
+        self.reader = kbuild.BuildLogReader(str(log))
+        self.task = "starting"
+        self.started = self.stage_started = time.monotonic()
+        self.stage: Optional[str] = None
+
+    def __rich__(self) -> Text:
+        self.reader.poll()
+        now = time.monotonic()
+        if self.reader.stage != self.stage:
+            self.stage, self.stage_started = self.reader.stage, now
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if self.stage:
+            text.append(self.stage, style="bold")
+            text.append(" %s (total %s)" % (_minutes(now - self.stage_started), _minutes(now - self.started)))
+            text.append("  " + self.reader.last_line.strip(), style="dim")
+        else:
+            text.append(self.task, style="bold")
+            text.append(" (total %s)" % _minutes(now - self.started))
+        return text
+
+
+def _minutes(seconds: float) -> str:
+    return "%d:%02d" % divmod(int(seconds), 60)
+
+
+def follow(run: PlaybookRun, log: Path) -> None:
+    """Run ``run``, print Ansible's output as it comes, and keep a status line of the build below it."""
+    console = Console(stderr=True, highlight=False)
+    status = BuildStatus(log)
+    console.print("running: %s" % " ".join(run.argv()[:1] + [str(run.playbook)]), style="dim")
+    console.print("make output: %s" % log, style="dim")
+    with Live(status, console=console, refresh_per_second=4, transient=True):
+        for event in run_playbook(run):
+            if event.get("event") == "playbook_on_task_start":
+                status.task = event["event_data"].get("task") or status.task
+            if event.get("stdout"):
+                console.print(Text.from_ansi(event["stdout"]))
 
 
 @kernel.command()
@@ -131,6 +171,9 @@ def build(
 ) -> None:
     """Build the P2PDMA kernel package on this host with the kernel_build role; print where it went."""
     source = "git" if git_url else "tarball" if tarball else "debian"
+    log = build_log()
+    # The status line follows this run's log only.
+    log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="p2pctl-kernel-") as scratch:
         result_file = os.path.join(scratch, "result.json")
         extra_vars = {
@@ -146,18 +189,11 @@ def build(
             "kernel_build_jobs": jobs,
             "kernel_build_result_file": result_file,
         }
-        argv = build_playbook_argv(extra_vars, check)
-        _progress("running: %s" % " ".join(argv[:6]))
-        env = dict(os.environ, ANSIBLE_CONFIG=str(collection_root() / "ansible.cfg"))
-        completed = subprocess.run(argv, env=env, check=False)
-        if completed.returncode != 0:
-            raise P2PError(
-                "the kernel_build role failed (ansible-playbook exit %d)" % completed.returncode,
-                fix="read the failed task above",
-            )
+        follow(build_run(extra_vars, check), log)
         with open(result_file, encoding="utf-8") as handle:
             result = json.load(handle)
     state = ("would build" if check else "built") if result["changed"] else "up to date"
     click.echo("%s: %s" % (state, result["release"] or result["output_dir"]))
     for package in result["packages"]:
         click.echo(os.path.join(result["output_dir"], package))
+    click.echo("build log: %s" % log, err=True)
