@@ -80,10 +80,6 @@ class PciFunction:
     parent_bdf: Optional[str] = None  # the sysfs parent (for a VF: the PF's parent bridge)
     subsystem_vendor: Optional[int] = None
     subsystem_device: Optional[int] = None
-    revision: Optional[int] = None
-    multifunction: bool = False
-    secondary_bus: Optional[int] = None
-    subordinate_bus: Optional[int] = None
     config_bytes: int = 0
     virtfns: List[str] = field(default_factory=list)
     sriov_vf_device: Optional[int] = None  # a PF's SR-IOV "VF Device ID"
@@ -111,16 +107,8 @@ class PciFunction:
         return self.acs is not None
 
     @property
-    def acs_redirects(self) -> Optional[bool]:
-        return None if self.acs is None else self.acs.redirects
-
-    @property
     def is_vf(self) -> bool:
         return self.physfn is not None
-
-    @property
-    def is_switch_port(self) -> bool:
-        return self.port_type in ("switch_upstream", "switch_downstream")
 
     def to_dict(self) -> dict:
         return {
@@ -211,11 +199,6 @@ class Cmb:
     @property
     def offset_bytes(self) -> int:
         return self.unit_bytes * self.ofst
-
-    @property
-    def registered(self) -> bool:
-        """nvme_map_cmb() calls pci_p2pdma_add_resource() for any non-zero CMBSZ (if aligned)."""
-        return self.cmbsz != 0
 
     @property
     def publishable(self) -> bool:
@@ -329,10 +312,6 @@ class NvmeController:
     cmb_bar: Optional[Tuple[int, int]] = None  # (start, length) of the BAR CMBLOC.BIR names
     namespaces: List[NvmeNamespace] = field(default_factory=list)
     sysfs_path: str = ""
-
-    @property
-    def is_pci(self) -> bool:
-        return self.transport == "pcie" and self.bdf is not None
 
     def to_dict(self) -> dict:
         return {
@@ -623,13 +602,6 @@ class Node:
         for member in self.chains.get(bdf, ())[1:]:
             if self.functions[member].port_type == "switch_upstream":
                 return member
-        return None
-
-    def root_port_of(self, bdf: str) -> Optional[str]:
-        chain = self.chains.get(bdf, ())
-        top = chain[-1] if chain else None
-        if top is not None and top != bdf:
-            return top
         return None
 
     def resolve(self, name: str) -> str:
