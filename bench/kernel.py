@@ -18,10 +18,8 @@ shows the serial bound.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +31,12 @@ sys.path.insert(0, REPO)
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import (  # noqa: E402
     cache_root,
-    collection_root,
     kernel_src,
     playbook_path,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 from p2pctl.lab.fleet import LAB_KERNEL_SERIES  # noqa: E402
+from p2pctl.runner import PlaybookRun, run_playbook  # noqa: E402
 
 
 def timed_build(
@@ -68,17 +66,15 @@ def timed_build(
 
 
 def measure_install(inventory: str, package_dir: str) -> float:
-    argv = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        inventory,
-        str(playbook_path("kernel_install")),
-        "-e",
-        json.dumps({"kernel_install_package_dir": package_dir}),
-    ]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(collection_root() / "ansible.cfg"))
+    run = PlaybookRun(
+        playbook_path("kernel_install"),
+        inventory=os.path.abspath(inventory),
+        extravars={"kernel_install_package_dir": package_dir},
+    )
     start = time.monotonic()
-    subprocess.run(argv, env=env, check=True)
+    for event in run_playbook(run):
+        if event.get("stdout"):
+            print(event["stdout"])
     return time.monotonic() - start
 
 
