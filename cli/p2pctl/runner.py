@@ -124,7 +124,8 @@ def run_playbook(run: PlaybookRun) -> Iterator[Dict[str, Any]]:
         raise P2PError(
             "playbook %s %s (ansible-playbook exit %s)%s"
             % (run.playbook.name, runner.status, runner.rc, ": " + "; ".join(failures) if failures else ""),
-            fix="read the failed task's output above",
+            # A failed task's message carries its own fix; without one, Ansible's output says more.
+            fix=None if failures else "read Ansible's output above",
         )
 
 

@@ -123,7 +123,8 @@ def follow(run: PlaybookRun, log: Path) -> None:
             if event.get("event") == "playbook_on_task_start":
                 status.task = event["event_data"].get("task") or status.task
             if event.get("stdout"):
-                console.print(Text.from_ansi(event["stdout"]))
+                # ansible-runner reads Ansible through a terminal: its lines end in CR LF.
+                console.print(Text.from_ansi(event["stdout"].replace("\r\n", "\n")), soft_wrap=True)
 
 
 @kernel.command()
