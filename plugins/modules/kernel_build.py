@@ -151,8 +151,6 @@ log_file:
   sample: /root/.cache/p2pctl/kernel-pkg/build.log
 """
 
-import os  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
@@ -163,7 +161,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuil
 def run(module: AnsibleModule) -> dict:
     params = module.params
     output_root = params["output_root"] or str(cache_root() / "kernel-pkg")
-    log = kbuild.BuildLog(params["log_file"] or os.path.join(output_root, "build.log"))
+    log = kbuild.BuildLog(params["log_file"] or output_root + "/build.log")
     with log.stage("prepare the source tree", "%s source of %s" % (params["source"], params["version"])):
         tarball = params["tarball"]
         if params["source"] == "debian":
