@@ -18,10 +18,8 @@ shows the serial bound.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import (  # noqa: E402
+    cache_root,
+    kernel_src,
+    playbook_path,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 from p2pctl.lab.fleet import LAB_KERNEL_SERIES  # noqa: E402
-
-CONFIGS = os.path.join(REPO, "kernel-src", "configs")
-BENCH_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "bench-kernel")
+from p2pctl.runner import PlaybookRun, run_playbook  # noqa: E402
 
 
 def timed_build(
@@ -65,17 +66,15 @@ def timed_build(
 
 
 def measure_install(inventory: str, package_dir: str) -> float:
-    argv = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        inventory,
-        os.path.join(REPO, "playbooks", "kernel_install.yml"),
-        "-e",
-        json.dumps({"kernel_install_package_dir": package_dir}),
-    ]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    run = PlaybookRun(
+        playbook_path("kernel_install"),
+        inventory=os.path.abspath(inventory),
+        extravars={"kernel_install_package_dir": package_dir},
+    )
     start = time.monotonic()
-    subprocess.run(argv, env=env, check=True)
+    for event in run_playbook(run):
+        if event.get("stdout"):
+            print(event["stdout"])
     return time.monotonic() - start
 
 
@@ -95,19 +94,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--inventory", help="measure one install with the kernel_install playbook on these nodes")
     parser.add_argument("--install-seconds", type=float, help="install time per node, when not measured")
     args = parser.parse_args(argv)
-    args.fragments = args.fragments or [os.path.join(CONFIGS, "p2pdma.config"), os.path.join(CONFIGS, "lab.config")]
+    configs = kernel_src() / "configs"
+    args.fragments = args.fragments or [str(configs / "p2pdma.config"), str(configs / "lab.config")]
 
     start = time.monotonic()
     tree = source_tree.prepare_tree(
-        os.path.join(REPO, "kernel-src", "patches", args.series),
+        str(kernel_src() / "patches" / args.series),
         tarball=source_tree.debian_source_tarball(args.series),
     )
     print(
         "source tree %s: %.0f s (%s)" % (tree.path, time.monotonic() - start, "cached" if tree.reused else "extracted")
     )
 
-    os.makedirs(BENCH_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="run-", dir=BENCH_ROOT)
+    bench_root = cache_root() / "bench-kernel"
+    bench_root.mkdir(parents=True, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=bench_root)
     try:
         ccache = os.path.join(work, "ccache")
         output_root = os.path.join(work, "packages")

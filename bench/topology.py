@@ -29,7 +29,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import distance_many  # noqa: E402
 from tests.support.sysfs_tree import SysfsTree, fabric  # noqa: E402
 

@@ -31,20 +31,21 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root, collection_root, kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig import (
     KconfigTree,
     merge_fragments,
     read_config,
     require_all,
 )
-from p2pctl.lab.cache import cache_root, content_hash
+from p2pctl.lab.cache import content_hash
 from p2pctl.lab.proc import require_tool, run, tail
 from p2pctl.lab.topologies import AMD_ZEN_CPU, INTEL_CPU, PRESETS, NvmeDrive, Topology, switch_ports
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = collection_root()
 FIXTURES = REPO / "tests" / "fixtures" / "guests"
 KERNEL_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
-CONFIG_FRAGMENTS = (REPO / "kernel-src" / "configs" / "p2pdma.config", REPO / "kernel-src" / "configs" / "lab.config")
+CONFIG_FRAGMENTS = (kernel_src() / "configs" / "p2pdma.config", kernel_src() / "configs" / "lab.config")
 BUSYBOX = Path("/bin/busybox")
 GUEST_MEMORY_MB = 1024
 # A guest that has not powered off by then is stuck; its console log says where.

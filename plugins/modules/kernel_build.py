@@ -60,21 +60,23 @@ options:
     elements: path
     default: []
   output_root:
-    description: Where C(<hash>/) build directories with packages and provenance go.
+    description: Where the C(<hash>/) build directories with packages go; default C(kernel-pkg) in the cache root.
     type: path
-    default: ~/.cache/p2pctl/kernel-pkg
   tree_cache:
-    description: Where patched source trees are cached by content hash.
+    description: Where patched source trees are cached by content hash; default C(kernel-tree) in the cache root.
     type: path
-    default: ~/.cache/p2pctl/kernel-tree
   ccache_dir:
-    description: ccache directory; empty to build without ccache.
+    description: ccache directory, empty to build without ccache; default C(ccache) in the cache root.
     type: path
-    default: ~/.cache/p2pctl/ccache
   jobs:
     description: C(make -j).
     type: int
     default: 2
+  log_file:
+    description:
+      - Where the output of every command of this build goes as it runs, each stage starting with a C(==> stage)
+        line; follow it with C(tail -f). Default C(build.log) in I(output_root).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -85,6 +87,9 @@ notes:
   - Needs the kernel build dependencies (C(build-essential bc bison flex libelf-dev libssl-dev dwarves ccache
     fakeroot debhelper rsync)); the C(p2pdma.storage.kernel_build) role installs them.
   - The patched tree is written to I(tree_cache) even in check mode, as a cache.
+  - The cache root on the build host is C($P2PCTL_CACHE), else C($XDG_CACHE_HOME/p2pctl), else C(~/.cache/p2pctl),
+    of the user the module runs as. Debian's C(linux-source-X.Y) is fetched into C(linux-source) there when it is
+    not installed.
 seealso:
   - module: p2pdma.storage.p2p_facts
 """
@@ -139,37 +144,45 @@ seconds:
   description: Time of each step (configure, build).
   returned: always
   type: dict
+log_file:
+  description: The build log (the output of every command of this run).
+  returned: always
+  type: str
+  sample: /root/.cache/p2pctl/kernel-pkg/build.log
 """
-
-import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree  # noqa: E402
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    tarball = params["tarball"]
-    if params["source"] == "debian":
-        tarball = source_tree.debian_source_tarball(params["version"])
-    tree = source_tree.prepare_tree(
-        params["series_dir"],
-        tarball=tarball if params["source"] != "git" else None,
-        git_url=params["git_url"] if params["source"] == "git" else None,
-        git_ref=params["git_ref"],
-        cache_dir=os.path.expanduser(params["tree_cache"]),
-    )
+    output_root = params["output_root"] or str(cache_root() / "kernel-pkg")
+    log = kbuild.BuildLog(params["log_file"] or output_root + "/build.log")
+    with log.stage("prepare the source tree", "%s source of %s" % (params["source"], params["version"])):
+        tarball = params["tarball"]
+        if params["source"] == "debian":
+            tarball = source_tree.debian_source_tarball(params["version"])
+        tree = source_tree.prepare_tree(
+            params["series_dir"],
+            tarball=tarball if params["source"] != "git" else None,
+            git_url=params["git_url"] if params["source"] == "git" else None,
+            git_ref=params["git_ref"],
+            cache_dir=params["tree_cache"],
+        )
     base = kbuild.ConfigBase(params["config_base"], params["config_file"], params["lsmod_file"])
     result = kbuild.build_packages(
         tree,
         base,
         params["fragments"],
-        output_root=os.path.expanduser(params["output_root"]),
+        output_root=output_root,
         jobs=params["jobs"],
-        ccache_dir=os.path.expanduser(params["ccache_dir"]) if params["ccache_dir"] else None,
+        ccache_dir=str(cache_root() / "ccache") if params["ccache_dir"] is None else params["ccache_dir"] or None,
         dry_run=module.check_mode,
+        log=log,
     )
     would_build = module.check_mode and not result.packages
     changed = result.changed or would_build
@@ -184,6 +197,7 @@ def run(module: AnsibleModule) -> dict:
         "provenance": result.provenance,
         "actions": actions,
         "seconds": {step: round(value, 1) for step, value in result.times.items()},
+        "log_file": log.path,
         "diff": {
             "before": {"build": result.output_dir if not changed else None},
             "after": {"build": result.output_dir},
@@ -204,10 +218,11 @@ def main() -> None:
             config_file=dict(type="path"),
             lsmod_file=dict(type="path"),
             fragments=dict(type="list", elements="path", default=[]),
-            output_root=dict(type="path", default="~/.cache/p2pctl/kernel-pkg"),
-            tree_cache=dict(type="path", default="~/.cache/p2pctl/kernel-tree"),
-            ccache_dir=dict(type="path", default="~/.cache/p2pctl/ccache"),
+            output_root=dict(type="path"),
+            tree_cache=dict(type="path"),
+            ccache_dir=dict(type="path"),
             jobs=dict(type="int", default=2),
+            log_file=dict(type="path"),
         ),
         required_if=[
             ("source", "tarball", ["tarball"]),

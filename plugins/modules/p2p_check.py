@@ -162,7 +162,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     run_checks,
     worst_status,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root  # noqa: E402
 
 

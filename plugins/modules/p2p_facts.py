@@ -97,7 +97,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root  # noqa: E402
 
 

@@ -13,13 +13,14 @@ from typing import Dict, Set
 
 import pytest
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, kconfig, source_tree
 
 pytestmark = pytest.mark.kernel
 
 REPO = Path(__file__).resolve().parents[2]
-SERIES_612 = REPO / "kernel-src" / "patches" / "6.12"
-P2PDMA_FRAGMENT = REPO / "kernel-src" / "configs" / "p2pdma.config"
+SERIES_612 = kernel_src() / "patches" / "6.12"
+P2PDMA_FRAGMENT = kernel_src() / "configs" / "p2pdma.config"
 NODE = REPO / "tests" / "fixtures" / "nodes" / "debian13"
 
 

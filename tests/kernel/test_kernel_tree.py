@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
 
 pytestmark = pytest.mark.kernel
 
-REPO = Path(__file__).resolve().parents[2]
-SERIES_61 = REPO / "kernel-src" / "patches" / "6.1"
+SERIES_61 = kernel_src() / "patches" / "6.1"
 PATCHED_FILES = ("drivers/nvme/host/pci.c", "include/linux/nvme.h")
 
 

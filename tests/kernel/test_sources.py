@@ -17,12 +17,12 @@ from typing import List
 
 import pytest
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import source_tree
 
 pytestmark = pytest.mark.kernel
 
-REPO = Path(__file__).resolve().parents[2]
-LAB_FRAGMENT = REPO / "kernel-src" / "configs" / "lab.config"
+LAB_FRAGMENT = kernel_src() / "configs" / "lab.config"
 P2PCTL = os.path.join(os.path.dirname(sys.executable), "p2pctl")
 GIT_TAG = "v6.1-debian"
 # A fixed identity and date make the same commit id on every run, so the patched tree cached by

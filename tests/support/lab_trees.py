@@ -113,7 +113,7 @@ def projection(node: Node, roots: Optional[set] = None) -> Dict[str, dict]:
             "upstream": fn.upstream_bdf,
             "host_bridge": fn.host_bridge,
             "acs_present": None if fn.acs is None else fn.acs.present,
-            "acs_redirects": fn.acs_redirects,
+            "acs_redirects": None if fn.acs is None else fn.acs.redirects,
             "p2pmem": None if fn.p2pmem is None else (fn.p2pmem.size, fn.p2pmem.published),
         }
         for ctrl in node.nvme_for_bdf(bdf):

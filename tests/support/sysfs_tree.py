@@ -26,6 +26,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig import render_config
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import PORT_TYPE_CODES
@@ -322,9 +323,7 @@ class SysfsTree:
             "Linux version %s (builder@synthetic) (gcc (Debian 12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC%s\n"
             % (self.kernel, upstream),
         )
-        config_text = "".join(
-            ("%s=%s\n" % (k, v)) if v != "n" else "# %s is not set\n" % k for k, v in sorted(self.config.items())
-        )
+        config_text = render_config({key[len("CONFIG_") :]: value for key, value in sorted(self.config.items())})
         if self.config_source == "proc":
             self._file("/proc/config.gz", gzip.compress(config_text.encode()))
         elif self.config_source == "boot":

@@ -15,7 +15,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     run_checks,
     worst_status,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import CMBSZ_RDS, CMBSZ_WDS, Cmb, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import CMBSZ_RDS, CMBSZ_WDS, Cmb
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, switch_node
 from tests.support.sysfs_tree import SysfsTree
 

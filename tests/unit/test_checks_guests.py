@@ -16,7 +16,8 @@ from typing import Any, Dict, List
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, run_checks
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"

@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, pair_verdict
 

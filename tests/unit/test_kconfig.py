@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kconfig
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kconfig"
-KERNEL_SRC = Path(__file__).resolve().parents[2] / "kernel-src" / "configs"
+KERNEL_SRC = kernel_src() / "configs"
 RESOLVED_TINY = FIXTURES / "6.1-tinyconfig-olddefconfig.config"
 
 

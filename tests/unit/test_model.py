@@ -5,8 +5,10 @@ import subprocess
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig import read_config
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, read_node, split_cmdline
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, split_cmdline
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
 
 CMB_QEMU_64M = Cmb(cmbsz=(64 << 12) | (2 << 8) | 0x1D, cmbloc=0x2)  # QEMU cmb_size_mb=64: SQS LISTS RDS WDS
@@ -192,6 +194,22 @@ def test_kernel_config_from_boot(tmp_path):
     assert kernel.config_source == "/boot/config-6.12.0-1-amd64"
     assert kernel.config_value("CONFIG_PCI_P2PDMA") is None
     assert not kernel.iommu_in_use
+
+
+def test_the_node_config_is_spelled_as_the_kernel_build_spells_it(tmp_path):
+    tree = SysfsTree(tmp_path, kernel="6.12.0-1-amd64", config={"CONFIG_PCI_P2PDMA": "n", "CONFIG_X86_64": "y"})
+    kernel = read_node(tree.sysroot()).kernel
+    boot_config = tree.host_path("/boot/config-6.12.0-1-amd64")
+    assert kernel.config == read_config(boot_config) == {"PCI_P2PDMA": "n", "X86_64": "y"}
+
+
+def test_a_config_that_is_not_one_is_a_problem_not_a_crash(tmp_path):
+    tree = SysfsTree(tmp_path, kernel="6.12.0-1-amd64", config={"CONFIG_X86_64": "y"})
+    with open(tree.host_path("/boot/config-6.12.0-1-amd64"), "a") as config:
+        config.write("<html>502 Bad Gateway</html>\n")
+    node = read_node(tree.sysroot())
+    assert node.kernel.config == {} and node.kernel.config_source is None
+    assert any(p.path == "/boot/config-6.12.0-1-amd64" and "not a config line" in p.message for p in node.problems)
 
 
 @pytest.mark.parametrize(

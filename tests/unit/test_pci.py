@@ -3,7 +3,7 @@ import struct
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, LinkInfo, parse_bdf
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_only_rr_cr_ec_count_as_redirect(ctrl, redirects):
         caps=[(0x40, 0x10, 0x00, _pcie_body(6))],
         ext=[(0x100, _ext_header(0x000D, 0), struct.pack("<HH", 0x007F, ctrl))],
     )
-    assert ConfigSpace(data).acs_redirects is redirects
+    assert ConfigSpace(data).acs.redirects is redirects
 
 
 def test_64_bytes_means_acs_unknown_not_absent():
@@ -105,7 +105,7 @@ def test_64_bytes_means_acs_unknown_not_absent():
     config = ConfigSpace(data)
     assert config.vendor == 0x1B36
     assert config.truncated
-    assert config.acs is None and config.acs_redirects is None
+    assert config.acs is None
     assert config.port_type is None
 
 
@@ -114,8 +114,7 @@ def test_256_bytes_read_in_full_is_the_kernels_view_without_extended_space():
     config = ConfigSpace(data)
     assert not config.readable_extended
     assert config.port_type == "endpoint"
-    assert config.acs is not None and not config.acs.present
-    assert config.acs_redirects is False
+    assert config.acs is not None and not config.acs.present and not config.acs.redirects
 
 
 def test_256_bytes_of_a_4096_byte_file_is_unknown():
@@ -139,7 +138,7 @@ def test_extended_list_stops_at_a_pointer_below_0x100_and_ignores_later_caps():
 def test_capability_list_without_status_bit_is_empty():
     data = _config(status=0x0000, caps=[(0x40, 0x10, 0x00, _pcie_body(0))])
     config = ConfigSpace(data)
-    assert config.is_pcie is False
+    assert config.capabilities() == {}
     assert config.port_type is None
 
 
@@ -148,3 +147,27 @@ def test_rciep_has_no_link():
     config = ConfigSpace(data)
     assert config.port_type == "rciep"
     assert config.link.current_speed is None
+
+
+@pytest.mark.parametrize(
+    "header, subsystem",
+    [(0x00, (0x1AF4, 0x1100)), (0x80, (0x1AF4, 0x1100)), (0x01, (None, None)), (0x02, (None, None))],
+)
+def test_subsystem_ids_come_from_a_type_0_header_only(header, subsystem):
+    data = bytearray(_config(header=header))
+    struct.pack_into("<HH", data, 0x2C, 0x1AF4, 0x1100)
+    config = ConfigSpace(bytes(data))
+    assert (config.subsystem_vendor, config.subsystem_device) == subsystem
+
+
+@pytest.mark.parametrize(
+    "link, text",
+    [
+        (LinkInfo(8.0, 4, 16.0, 4), "8 GT/s x4 (max 16 GT/s x4)"),
+        (LinkInfo(2.5, None, 2.5, 1), "2.5 GT/s x? (max 2.5 GT/s x1)"),
+        (LinkInfo(None, None, 32.0, 16), "? x? (max 32 GT/s x16)"),
+        (LinkInfo(), "no link"),
+    ],
+)
+def test_link_text(link, text):
+    assert link.describe() == text

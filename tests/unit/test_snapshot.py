@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import (
     MANIFEST_NAME,
     open_root,

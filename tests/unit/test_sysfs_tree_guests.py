@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 from tests.support.lab_trees import build_topology, cpu_of, projection
 from tests.support.sysfs_tree import SysfsTree

@@ -12,7 +12,8 @@ Bus numbers follow the builder's depth-first order; each topology lists them.
 import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Cmb
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import KernelRules
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
     MapType,

@@ -14,7 +14,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     run_checks,
     worst_status,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_checks
 from p2pctl.commands.common import echo_json, json_option, root_option

@@ -7,7 +7,7 @@ from typing import Tuple
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import Verdict, distance_many, publication
 from p2pctl.commands.common import echo_json, json_option, root_option

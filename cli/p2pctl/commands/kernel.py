@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from typing import List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root, kernel_src, playbook_path
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
-
-# The CLI is installed from the collection checkout, so kernel-src/ and the playbooks sit at its root.
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(kbuild.__file__))))
-KERNEL_SRC = os.path.join(COLLECTION_ROOT, "kernel-src")
-P2PDMA_FRAGMENT = os.path.join(KERNEL_SRC, "configs", "p2pdma.config")
-BUILD_PLAYBOOK = os.path.join(COLLECTION_ROOT, "playbooks", "kernel_build.yml")
+from p2pctl.runner import PlaybookRun, run_playbook
 
 
 def _progress(message: str) -> None:
@@ -27,8 +24,7 @@ def _progress(message: str) -> None:
 
 
 def series_versions() -> List[str]:
-    patches = os.path.join(KERNEL_SRC, "patches")
-    return sorted(entry for entry in os.listdir(patches) if os.path.isfile(os.path.join(patches, entry, "series")))
+    return sorted(entry.parent.name for entry in (kernel_src() / "patches").glob("*/series") if entry.is_file())
 
 
 @click.group()
@@ -51,11 +47,12 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
         tarball = source_tree.debian_source_tarball(version)
         _progress("%s: preparing %s with kernel-src/patches/%s" % (version, tarball, version))
         start = time.monotonic()
-        tree = source_tree.prepare_tree(os.path.join(KERNEL_SRC, "patches", version), tarball=tarball)
+        tree = source_tree.prepare_tree(str(kernel_src() / "patches" / version), tarball=tarball)
         prepared = "cached tree" if tree.reused else "extract and patch %.0f s" % (time.monotonic() - start)
         objects = source_tree.touched_objects(tree.patches)
         objdir = os.path.join(os.path.dirname(tree.path), "check-build")
-        times = kbuild.compile_objects(tree, objects, [P2PDMA_FRAGMENT], objdir, jobs)
+        fragment = str(kernel_src() / "configs" / "p2pdma.config")
+        times = kbuild.compile_objects(tree, objects, [fragment], objdir, jobs)
         click.echo(
             "%s: %d patch(es) apply, p2pdma.config verified, compiled %s (%s)"
             % (
@@ -67,24 +64,67 @@ def check_series(versions: Tuple[str, ...], jobs: int) -> None:
         )
 
 
-def build_playbook_argv(extra_vars: dict, check: bool) -> List[str]:
-    """The ansible-playbook command that runs the kernel_build role on this host."""
-    argv = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        # The controller's own interpreter runs the modules on localhost, whatever python3 is first on PATH.
-        "-e",
-        "ansible_python_interpreter=" + sys.executable,
-        BUILD_PLAYBOOK,
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    if check:
-        argv += ["--check", "--diff"]
-    return argv
+def build_run(extra_vars: Dict[str, Any], check: bool) -> PlaybookRun:
+    """The kernel_build playbook on this host, with its caches and build log in p2pctl's cache root."""
+    return PlaybookRun(
+        playbook_path("kernel_build"),
+        extravars={
+            "kernel_build_cache_root": str(cache_root()),
+            "kernel_build_log_file": str(build_log()),
+            **extra_vars,
+        },
+        check=check,
+        diff=check,
+    )
+
+
+def build_log() -> Path:
+    """Where ``p2pctl kernel build`` has the make output written: the latest build's."""
+    return cache_root() / "kernel-pkg" / "build.log"
+
+
+class BuildStatus:
+    """The status line of a running build: the build stage (else the Ansible task) and their times."""
+
+    def __init__(self, log: Path) -> None:
+        self.reader = kbuild.BuildLogReader(str(log))
+        self.task = "starting"
+        self.started = self.stage_started = time.monotonic()
+        self.stage: Optional[str] = None
+
+    def __rich__(self) -> Text:
+        self.reader.poll()
+        now = time.monotonic()
+        if self.reader.stage != self.stage:
+            self.stage, self.stage_started = self.reader.stage, now
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if self.stage:
+            text.append(self.stage, style="bold")
+            text.append(" %s (total %s)" % (_minutes(now - self.stage_started), _minutes(now - self.started)))
+            text.append("  " + self.reader.last_line.strip(), style="dim")
+        else:
+            text.append(self.task, style="bold")
+            text.append(" (total %s)" % _minutes(now - self.started))
+        return text
+
+
+def _minutes(seconds: float) -> str:
+    return "%d:%02d" % divmod(int(seconds), 60)
+
+
+def follow(run: PlaybookRun, log: Path) -> None:
+    """Run ``run``, print Ansible's output as it comes, and keep a status line of the build below it."""
+    console = Console(stderr=True, highlight=False)
+    status = BuildStatus(log)
+    console.print("running: %s" % " ".join(run.argv()[:1] + [str(run.playbook)]), style="dim")
+    console.print("make output: %s" % log, style="dim")
+    with Live(status, console=console, refresh_per_second=4, transient=True):
+        for event in run_playbook(run):
+            if event.get("event") == "playbook_on_task_start":
+                status.task = event["event_data"].get("task") or status.task
+            if event.get("stdout"):
+                # ansible-runner reads Ansible through a terminal: its lines end in CR LF.
+                console.print(Text.from_ansi(event["stdout"].replace("\r\n", "\n")), soft_wrap=True)
 
 
 @kernel.command()
@@ -132,6 +172,9 @@ def build(
 ) -> None:
     """Build the P2PDMA kernel package on this host with the kernel_build role; print where it went."""
     source = "git" if git_url else "tarball" if tarball else "debian"
+    log = build_log()
+    # The status line follows this run's log only.
+    log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="p2pctl-kernel-") as scratch:
         result_file = os.path.join(scratch, "result.json")
         extra_vars = {
@@ -147,18 +190,11 @@ def build(
             "kernel_build_jobs": jobs,
             "kernel_build_result_file": result_file,
         }
-        argv = build_playbook_argv(extra_vars, check)
-        _progress("running: %s" % " ".join(argv[:6]))
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(COLLECTION_ROOT, "ansible.cfg"))
-        completed = subprocess.run(argv, env=env, check=False)
-        if completed.returncode != 0:
-            raise P2PError(
-                "the kernel_build role failed (ansible-playbook exit %d)" % completed.returncode,
-                fix="read the failed task above",
-            )
+        follow(build_run(extra_vars, check), log)
         with open(result_file, encoding="utf-8") as handle:
             result = json.load(handle)
     state = ("would build" if check else "built") if result["changed"] else "up to date"
     click.echo("%s: %s" % (state, result["release"] or result["output_dir"]))
     for package in result["packages"]:
         click.echo(os.path.join(result["output_dir"], package))
+    click.echo("build log: %s" % log, err=True)

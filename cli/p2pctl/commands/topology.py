@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_topology, topology_view
 from p2pctl.commands.common import echo_json, json_option, root_option

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Iterable
 
-
-def cache_root() -> Path:
-    """``~/.cache/p2pctl`` (or ``$P2PCTL_CACHE``, so tests and CI can point elsewhere)."""
-    override = os.environ.get("P2PCTL_CACHE")
-    if override:
-        return Path(override)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "p2pctl"
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root
 
 
 def lab_dir() -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any, Dict, Iterator, List, Optional
 import yaml
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.topologies import get_topology
@@ -43,7 +44,7 @@ def lab_vars() -> Dict[str, Any]:
     A lab guest needs only the small built-in lab kernel: building from the node's running
     Debian config would take hours on a laptop or CI machine.
     """
-    configs = Path(__file__).resolve().parents[3] / "kernel-src" / "configs"
+    configs = kernel_src() / "configs"
     packages = str(lab_dir() / "kernel")
     return {
         # Localhost is the controller: run its modules with the interpreter that runs Ansible.
@@ -156,12 +157,11 @@ class Lab:
     def write_inventory(self) -> Path:
         path = self.inventory_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
+        write_atomic(
+            path,
             "# Written by p2pctl lab: the running lab nodes. Rewritten on every lab up/down.\n"
-            + yaml.safe_dump(self.inventory(), sort_keys=False)
+            + yaml.safe_dump(self.inventory(), sort_keys=False),
         )
-        os.replace(tmp, path)
         return path
 
     @contextmanager

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from p2pctl.lab.cache import cache_root, content_hash
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root
+from p2pctl.lab.cache import content_hash
 from p2pctl.lab.proc import require_tool, run
 
 SUITE = "trixie"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
 from p2pctl.lab.proc import require_tool, run, tail
@@ -213,9 +214,7 @@ class LabNode:
         return self.dir / ("nvme-%s.raw" % drive_id)
 
     def _save(self, config: NodeConfig) -> None:
-        tmp = self.config_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
-        os.replace(tmp, self.config_file)
+        write_atomic(self.config_file, json.dumps(asdict(config), indent=2) + "\n")
 
     def qemu_argv(self, qemu: str, topology: Topology, ssh_port: int) -> List[str]:
         drive_paths = {drive.id: str(self._drive_path(drive.id)) for drive in topology.drives}

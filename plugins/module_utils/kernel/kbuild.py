@@ -25,15 +25,14 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import IO, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kconfig
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.source_tree import PreparedTree, file_sha256
 
 CONFIG_BASES = ("defconfig", "tinyconfig", "file", "running", "localmodconfig")
-DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-pkg")
-DEFAULT_CCACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "ccache")
 PROVENANCE = "provenance.json"
 DEFAULT_TARGET = "bindeb-pkg"
 _HASH_LENGTH = 12
@@ -58,31 +57,102 @@ class ConfigBase:
             raise P2PError("config base 'file' needs a path", fix="give the .config file to start from")
 
 
+# A build log line that starts a stage: "==> make bindeb-pkg: make -C ... bindeb-pkg".
+STAGE_MARK = "==> "
+
+
+class BuildLog:
+    """The output of every command of one build, as it comes, in one file a user can follow.
+
+    Each stage starts with a :data:`STAGE_MARK` line naming it, so a reader of the tail
+    (``tail -f``, ``p2pctl kernel build``) knows what the build is doing.
+    """
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w", encoding="utf-8"):
+                pass  # this build's log only
+
+    def stage(self, name: str, detail: str = "") -> IO[str]:
+        """Start a stage; the handle (line-buffered, so followers see each line) takes its output."""
+        handle = open(self.path or os.devnull, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        handle.write("%s%s%s\n" % (STAGE_MARK, name, ": " + detail if detail else ""))
+        return handle
+
+
+class BuildLogReader:
+    """Follows a build log as it grows: the stage it is in and its last line of output.
+
+    The log may not exist yet, and a new build truncates it: both read as a fresh start.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._start()
+
+    def _start(self) -> None:
+        self.stage: Optional[str] = None
+        self.last_line = ""
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> None:
+        """Read what was written since the last poll."""
+        try:
+            with open(self.path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < self._offset:
+                    self._start()
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.startswith(STAGE_MARK):
+                self.stage = line[len(STAGE_MARK) :].partition(": ")[0]
+                self.last_line = ""
+            elif line:
+                self.last_line = line
+
+
 @dataclass
 class StepTimes:
     seconds: Dict[str, float] = field(default_factory=dict)
+    log: BuildLog = field(default_factory=lambda: BuildLog(None))
 
     def run(
         self, name: str, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None
     ) -> str:
+        """Run one stage: its output goes to the log line by line, and is returned."""
         start = time.monotonic()
-        result = subprocess.run(
+        lines: List[str] = []
+        with self.log.stage(name, " ".join(argv)) as sink, subprocess.Popen(
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            check=False,
-        )
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                sink.write(line)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
-        if result.returncode != 0:
-            tail = "\n".join(result.stdout.strip().splitlines()[-25:])
+        output = "".join(lines)
+        if process.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-25:])
+            where = "; the whole output is in %s" % self.log.path if self.log.path else ""
             raise P2PError(
-                "%s failed (exit %d): %s\n%s" % (name, result.returncode, " ".join(argv), tail),
-                fix="read the output above; the build directory is kept for inspection",
+                "%s failed (exit %d): %s\n%s" % (name, process.returncode, " ".join(argv), tail),
+                fix="read the output above%s; the build directory is kept for inspection" % where,
             )
-        return result.stdout
+        return output
 
 
 def running_config_path() -> str:
@@ -178,32 +248,24 @@ def _read_provenance(output_dir: str) -> Optional[Dict[str, object]]:
     return provenance
 
 
-def _write_json_atomic(path: str, data: Mapping[str, object]) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def build_packages(
     tree: PreparedTree,
     base: ConfigBase,
     fragments: Sequence[str],
-    output_root: str = DEFAULT_OUTPUT,
+    output_root: str,
     jobs: int = 2,
-    ccache_dir: Optional[str] = DEFAULT_CCACHE,
+    ccache_dir: Optional[str] = None,
     target: str = DEFAULT_TARGET,
     dry_run: bool = False,
+    log: Optional[BuildLog] = None,
 ) -> BuildResult:
     """Configure, verify and package; reuse a finished build with the same hash.
 
     ``dry_run`` configures and verifies (in a scratch directory under ``output_root``)
-    and reports what would be built, without building.
+    and reports what would be built, without building. Without ``ccache_dir`` the
+    compiler runs without ccache. Every command's output goes to ``log`` as it comes.
     """
-    times = StepTimes()
+    times = StepTimes(log=log or BuildLog(None))
     os.makedirs(output_root, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="configure-", dir=output_root)
     try:
@@ -213,7 +275,11 @@ def build_packages(
         # Two runs with the same inputs (two playbooks, a CLI call during a build) must not share a build
         # directory: the second waits here, then finds the first one's packages.
         with open(os.path.join(output_root, digest + ".lock"), "w", encoding="utf-8") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with times.log.stage("wait for the other build of %s" % digest, output_dir):
+                    fcntl.flock(lock, fcntl.LOCK_EX)
             existing = _read_provenance(output_dir)
             if existing is not None:
                 packages = list(existing["packages"])  # type: ignore[call-overload]
@@ -283,7 +349,7 @@ def _package(
         "seconds": {name: round(value, 1) for name, value in times.seconds.items()},
     }
     # The object tree is what ccache and a warm rebuild need; the packages and provenance are the product.
-    _write_json_atomic(os.path.join(output_dir, PROVENANCE), provenance)
+    write_atomic(os.path.join(output_dir, PROVENANCE), json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     return BuildResult(output_dir, release, packages, provenance, True, times.seconds)
 
 

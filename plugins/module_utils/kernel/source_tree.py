@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "kernel-tree")
 _CHUNK = 1 << 20
 
 
@@ -206,9 +206,13 @@ def prepare_tree(
     tarball: Optional[str] = None,
     git_url: Optional[str] = None,
     git_ref: Optional[str] = None,
-    cache_dir: str = DEFAULT_CACHE,
+    cache_dir: Optional[str] = None,
 ) -> PreparedTree:
-    """An extracted (or cloned) source tree with the series applied, from the cache when it is there."""
+    """An extracted (or cloned) source tree with the series applied, from the cache when it is there.
+
+    ``cache_dir`` defaults to ``kernel-tree`` in the cache root (paths.cache_root).
+    """
+    cache_dir = cache_dir or str(cache_root() / "kernel-tree")
     if bool(tarball) == bool(git_url):
         raise P2PError("give exactly one kernel source: a tarball or a git URL", fix="pass tarball= or git_url=")
     patches = read_series(series_dir) if series_dir else []
@@ -258,7 +262,6 @@ def prepare_tree(
 # Debian suites that ship linux-source-X.Y; a suite other than the host's own is read
 # through its own apt lists directory, so the host's sources.list is never changed.
 DEBIAN_SOURCE_SUITES = {"6.1": "bookworm", "6.12": "trixie"}
-DEFAULT_PACKAGE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "p2pctl", "linux-source")
 _DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -297,8 +300,12 @@ def _mirror() -> str:
     return _DEBIAN_MIRROR
 
 
-def debian_source_tarball(version: str, package_cache: str = DEFAULT_PACKAGE_CACHE) -> str:
-    """The path of Debian's linux-source-<version> tarball: installed, cached, or fetched with apt-get download."""
+def debian_source_tarball(version: str, package_cache: Optional[str] = None) -> str:
+    """The path of Debian's linux-source-<version> tarball: installed, cached, or fetched with apt-get download.
+
+    ``package_cache`` defaults to ``linux-source`` in the cache root (paths.cache_root).
+    """
+    package_cache = package_cache or str(cache_root() / "linux-source")
     installed = "/usr/src/linux-source-%s.tar.xz" % version
     if os.path.isfile(installed):
         return installed

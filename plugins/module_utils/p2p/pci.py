@@ -21,8 +21,6 @@ from typing import Dict, List, Optional
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 
-# What a non-root reader gets from sysfs (pci_read_config() in drivers/pci/pci-sysfs.c).
-UNPRIVILEGED_CONFIG_BYTES = 64
 LEGACY_CONFIG_BYTES = 256
 EXTENDED_CONFIG_BYTES = 4096
 
@@ -187,14 +185,15 @@ class LinkInfo:
         }
 
     def describe(self) -> str:
-        def part(speed: Optional[float], width: Optional[int]) -> str:
-            speed_text = ("%g GT/s" % speed) if speed else "?"
-            width_text = ("x%d" % width) if width else "x?"
-            return "%s %s" % (speed_text, width_text)
-
         if self.current_speed is None and self.max_speed is None:
             return "no link"
-        return "%s (max %s)" % (part(self.current_speed, self.current_width), part(self.max_speed, self.max_width))
+        current = link_text(self.current_speed, self.current_width)
+        return "%s (max %s)" % (current, link_text(self.max_speed, self.max_width))
+
+
+def link_text(speed: Optional[float], width: Optional[int]) -> str:
+    """One link as lspci words it: ``8 GT/s x4``, with ``?`` for what is unknown."""
+    return "%s x%s" % (("%g GT/s" % speed) if speed else "?", width or "?")
 
 
 class ConfigSpace:
@@ -232,10 +231,6 @@ class ConfigSpace:
         return int(struct.unpack_from("<I", self.data, off)[0])
 
     # -- what could be read ----------------------------------------------------------
-    @property
-    def header_readable(self) -> bool:
-        return len(self.data) >= UNPRIVILEGED_CONFIG_BYTES
-
     @property
     def truncated(self) -> bool:
         """True when the reader saw less than the kernel has (an unprivileged read).
@@ -278,6 +273,15 @@ class ConfigSpace:
         return self._u16(0x06)
 
     @property
+    def subsystem_vendor(self) -> Optional[int]:
+        """Subsystem Vendor ID of a type 0 header (a bridge has none at 0x2C)."""
+        return self._u16(0x2C) if self.header_type == HEADER_TYPE_NORMAL else None
+
+    @property
+    def subsystem_device(self) -> Optional[int]:
+        return self._u16(0x2E) if self.header_type == HEADER_TYPE_NORMAL else None
+
+    @property
     def class_code(self) -> Optional[int]:
         """24-bit class (base, sub, prog-if), as sysfs ``class`` shows it."""
         if len(self.data) < 0x0C:
@@ -290,32 +294,10 @@ class ConfigSpace:
         return None if value is None else value & 0x7F
 
     @property
-    def multifunction(self) -> bool:
-        value = self._u8(0x0E)
-        return bool(value is not None and value & 0x80)
-
-    @property
     def is_bridge(self) -> bool:
         return self.header_type in (HEADER_TYPE_BRIDGE, HEADER_TYPE_CARDBUS)
 
-    @property
-    def secondary_bus(self) -> Optional[int]:
-        return self._u8(0x19) if self.header_type == HEADER_TYPE_BRIDGE else None
-
-    @property
-    def subordinate_bus(self) -> Optional[int]:
-        return self._u8(0x1A) if self.header_type == HEADER_TYPE_BRIDGE else None
-
     # -- capability list -------------------------------------------------------------
-    @property
-    def capabilities_known(self) -> bool:
-        """True when the standard capability list could be walked completely."""
-        if len(self.data) >= LEGACY_CONFIG_BYTES:
-            return True
-        offsets = self.capabilities()
-        # A 64-byte read can still hold a complete list when every pointer stays inside it.
-        return offsets is not None
-
     def capabilities(self) -> Optional[Dict[int, int]]:
         """Capability ID -> offset (first occurrence), None when the list runs past the data."""
         if self._cap_offsets is not None:
@@ -352,11 +334,6 @@ class ConfigSpace:
     def pcie_offset(self) -> Optional[int]:
         caps = self.capabilities()
         return None if caps is None else caps.get(PCI_CAP_ID_EXP)
-
-    @property
-    def is_pcie(self) -> Optional[bool]:
-        caps = self.capabilities()
-        return None if caps is None else PCI_CAP_ID_EXP in caps
 
     @property
     def port_type_code(self) -> Optional[int]:
@@ -437,10 +414,6 @@ class ConfigSpace:
         return self._u16(caps[PCI_EXT_CAP_ID_SRIOV] + 0x1A)
 
     @property
-    def acs_known(self) -> bool:
-        return self.extended_known
-
-    @property
     def acs(self) -> Optional[AcsState]:
         """The ACS capability (``present`` False when there is none); None when unknown."""
         caps = self.extended_capabilities()
@@ -454,9 +427,3 @@ class ConfigSpace:
         if cap is None or ctrl is None:
             return None
         return AcsState(present=True, offset=pos, cap=cap, ctrl=ctrl)
-
-    @property
-    def acs_redirects(self) -> Optional[bool]:
-        """ACS Control & (RR|CR|EC) != 0; False without ACS; None when it cannot be known."""
-        acs = self.acs
-        return None if acs is None else acs.redirects

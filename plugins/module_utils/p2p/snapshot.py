@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 
 MANIFEST_NAME = "p2pctl-snapshot.json"
 SNAPSHOT_FORMAT = 1
