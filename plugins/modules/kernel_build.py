@@ -143,8 +143,6 @@ seconds:
   type: dict
 """
 
-import os  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
@@ -161,16 +159,16 @@ def run(module: AnsibleModule) -> dict:
         tarball=tarball if params["source"] != "git" else None,
         git_url=params["git_url"] if params["source"] == "git" else None,
         git_ref=params["git_ref"],
-        cache_dir=os.path.expanduser(params["tree_cache"]),
+        cache_dir=params["tree_cache"],
     )
     base = kbuild.ConfigBase(params["config_base"], params["config_file"], params["lsmod_file"])
     result = kbuild.build_packages(
         tree,
         base,
         params["fragments"],
-        output_root=os.path.expanduser(params["output_root"]),
+        output_root=params["output_root"],
         jobs=params["jobs"],
-        ccache_dir=os.path.expanduser(params["ccache_dir"]) if params["ccache_dir"] else None,
+        ccache_dir=params["ccache_dir"] or None,
         dry_run=module.check_mode,
     )
     would_build = module.check_mode and not result.packages
