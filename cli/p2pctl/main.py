@@ -29,8 +29,6 @@ def cli() -> None:
     """Provision and check Linux storage nodes for PCIe peer-to-peer DMA."""
 
 
-
-
 def needs_debian_packages(capability: str, command: click.Command) -> click.Command:
     """Make every leaf of ``command`` install ``capability``'s Debian packages before it runs.
 
