@@ -61,15 +61,12 @@ CAPABILITIES: Dict[str, Tuple[str, ...]] = {
 
 
 def missing(packages: Sequence[str]) -> List[str]:
-    """The packages dpkg does not list as installed."""
-    return [
-        package
-        for package in packages
-        if subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
-        ).stdout
-        != "install ok installed"
-    ]
+    """The packages dpkg does not list as installed (one dpkg-query for all; it names unknown ones on stderr)."""
+    listed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages], capture_output=True, text=True, check=False
+    ).stdout
+    installed = {line.split(" ", 1)[0] for line in listed.splitlines() if line.endswith(" install ok installed")}
+    return [package for package in packages if package not in installed]
 
 
 def ensure(*capabilities: str) -> None:
