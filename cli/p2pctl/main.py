@@ -6,11 +6,13 @@ is :func:`main`, which turns a :class:`P2PError` into a one-line message and exi
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from p2pctl import debian_packages
 from p2pctl.commands.check import check
 from p2pctl.commands.distance import distance
 from p2pctl.commands.kernel import kernel
@@ -27,8 +29,31 @@ def cli() -> None:
     """Provision and check Linux storage nodes for PCIe peer-to-peer DMA."""
 
 
-cli.add_command(kernel)
-cli.add_command(lab)
+def needs_debian_packages(capability: str, command: click.Command) -> click.Command:
+    """Make every leaf of ``command`` install ``capability``'s Debian packages before it runs.
+
+    Leaves, not the group: a leaf's callback runs after its own arguments parsed, so ``--help`` installs nothing.
+    """
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            needs_debian_packages(capability, subcommand)
+        return command
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def run_with_packages(*args, **kwargs):
+        debian_packages.ensure(capability)
+        return callback(*args, **kwargs)
+
+    command.callback = run_with_packages
+    return command
+
+
+# Judging a node (snapshot, topology, distance, check) needs Python only; the lab and the kernel pipeline bring in
+# their Debian packages the first time one of their commands runs.
+cli.add_command(needs_debian_packages("kernel", kernel))
+cli.add_command(needs_debian_packages("lab", lab))
 cli.add_command(snapshot)
 cli.add_command(topology)
 cli.add_command(distance)

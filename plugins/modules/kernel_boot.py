@@ -11,12 +11,12 @@ version_added: "0.1.0"
 description:
   - Finds the GRUB menu entry that boots I(release) in the generated C(grub.cfg) and names it by its menu ids
     (C(submenu-id>entry-id)), which stay valid when update-grub reorders the menu.
-  - I(boot=once) sets C(next_entry) with C(grub-reboot): the next boot only, after which GRUB falls back to the
+  - I(boot=once) sets C(next_entry) with C(grub-reboot), for the next boot only, after which GRUB falls back to the
     default. I(boot=default) sets C(saved_entry) with C(grub-set-default).
   - Both need C(GRUB_DEFAULT=saved) in the GRUB configuration, which the C(p2pdma.storage.kernel_install) role sets.
   - Changes nothing when the grubenv variable already names that entry.
 author:
-  - p2pdma.storage developers
+  - p2pdma.storage maintainers (@p2pdma)
 options:
   release:
     description: The kernel release (C(uname -r)) to boot.
@@ -31,11 +31,9 @@ options:
     description: GRUB's directory with C(grub.cfg) and C(grubenv).
     type: path
     default: /boot/grub
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - p2pdma.storage.attributes
+  - p2pdma.storage.attributes.changes
 """
 
 EXAMPLES = r"""

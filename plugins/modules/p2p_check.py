@@ -20,7 +20,7 @@ description:
     the node.
   - The task fails when a check reports FAIL (or WARN, with I(fail_on=warn)). Nothing is changed on the node.
 author:
-  - p2pdma.storage developers
+  - p2pdma.storage maintainers (@p2pdma)
 options:
   providers:
     description:
@@ -54,6 +54,7 @@ options:
     choices: [warn, fail]
     default: fail
 extends_documentation_fragment:
+  - p2pdma.storage.attributes
   - p2pdma.storage.node_root
 notes:
   - Run with C(become=true); ACS state needs root, and without it the task warns about unreadable config space.
@@ -146,7 +147,7 @@ verdicts:
       description:
         - Per client, C(client) (PCI address), C(map_type) (C(bus_addr), C(thru_host_bridge) or C(not_supported)),
           C(distance), C(common_upstream), C(acs_redirect) (the devices whose ACS redirects), C(path), C(reason),
-          C(fix) and C(kernel_params) (boot parameters the path needs: those that would clear its ACS redirect,
+          C(fix) and C(kernel_params) (boot parameters the path needs, that is those that would clear its ACS redirect,
           or those on the command line that already keep it clear).
       type: list
       elements: dict

@@ -20,9 +20,10 @@ description:
     C(problems) instead of failing the task.
   - Nothing is changed on the node.
 author:
-  - p2pdma.storage developers
+  - p2pdma.storage maintainers (@p2pdma)
 options: {}
 extends_documentation_fragment:
+  - p2pdma.storage.attributes
   - p2pdma.storage.node_root
 notes:
   - Run with C(become=true); ACS state is unknown to unprivileged readers.
