@@ -28,7 +28,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import ACS_PARAM_FIX, KernelRules
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import (
+    ACS_PARAM_FIX,
+    KernelRules,
+    cpu_supports_p2pdma,
+    rules_for,
+    runs_on_x86,
+)
 
 
 class MapType:
@@ -295,8 +301,7 @@ class _Engine:
     def __init__(self, node: Node, rules: KernelRules) -> None:
         self.node = node
         self.rules = rules
-        kernel = node.kernel
-        self.cpu_ok = rules.cpu_supports_p2pdma(kernel.arch, kernel.cpu_vendor, kernel.cpu_family)
+        self.cpu_ok = cpu_supports_p2pdma(node.kernel)
         self.host_ok: Dict[Tuple[str, str], bool] = {}
         self.walks: Dict[str, _ProviderWalk] = {}
 
@@ -581,12 +586,14 @@ class _Engine:
 
     def _cpu_text(self) -> str:
         kernel = self.node.kernel
-        if kernel.arch and not _is_x86(kernel.arch):
+        if kernel.arch and not runs_on_x86(kernel):
             return "arch %s: only x86 AMD CPUs of family 0x17 (Zen) or later qualify" % kernel.arch
         if kernel.cpu_vendor is None:
             return "CPU vendor unknown: /proc/cpuinfo was not read"
         if kernel.cpu_vendor == "AuthenticAMD":
-            return "AMD family 0x%x is older than Zen (0x17)" % (kernel.cpu_family or 0)
+            if kernel.cpu_family is None:
+                return "AMD CPU of unknown family: /proc/cpuinfo has no 'cpu family'"
+            return "AMD family 0x%x is older than Zen (0x17)" % kernel.cpu_family
         if kernel.cpu_vendor == "HygonGenuine":
             return "Hygon CPUs are not in cpu_supports_p2pdma(), which accepts only X86_VENDOR_AMD"
         return "%s: only AMD family 0x17 (Zen) or later qualifies" % kernel.cpu_vendor
@@ -763,12 +770,6 @@ def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:
     return [host_a, host_b]
 
 
-def _is_x86(arch: str) -> bool:
-    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import is_x86
-
-    return is_x86(arch)
-
-
 def _kernel_acs_list(devices: Iterable[str]) -> str:
     """The list as the kernel prints it: 128-byte seq_buf, so a long list is cut off."""
     text = "".join("%s;" % d for d in devices)
@@ -783,7 +784,7 @@ def _kernel_acs_list(devices: Iterable[str]) -> str:
 def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
     """The (cached) engine for a node and a release; verdicts are cached inside it."""
     if rules is None:
-        rules = KernelRules.for_kernel(node.kernel.release, node.kernel.version, node.kernel.sublevel_known)
+        rules = rules_for(node)
     cache = node.__dict__.setdefault("_verdict_engines", {})
     key = (rules.release, rules.version)
     engine = cache.get(key)

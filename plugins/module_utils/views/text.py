@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import KernelRules
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import cpu_supports_p2pdma, rules_for
 
 if TYPE_CHECKING:  # _checks uses human_bytes from here
     from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import CheckResult
@@ -146,7 +146,7 @@ def _sorted(bdfs: Sequence[str]) -> List[str]:
 
 def topology_view(node: Node) -> dict:
     """The node as a nested tree: host bridges, then every function below its bridge."""
-    rules = KernelRules.for_release(node.kernel.release)
+    rules = rules_for(node)
     names = _Names(node)
     on_root_bus: Dict[str, List[str]] = {}
     for fn in node.functions.values():
@@ -175,9 +175,9 @@ def topology_view(node: Node) -> dict:
             "arch": kernel.arch,
             "cpu_vendor": kernel.cpu_vendor,
             "cpu_family": kernel.cpu_family,
-            "cpu_allows_host_bridge_p2p": KernelRules.cpu_supports_p2pdma(
-                kernel.arch, kernel.cpu_vendor, kernel.cpu_family
-            ),
+            "rules": rules.version_text,
+            "whitelist_entries": len(rules.whitelist),
+            "cpu_allows_host_bridge_p2p": cpu_supports_p2pdma(kernel),
             "iommu_in_use": kernel.iommu_in_use,
         },
         "host_bridges": host_bridges,
