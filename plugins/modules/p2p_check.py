@@ -71,9 +71,10 @@ extends_documentation_fragment:
 notes:
   - Run with C(become=true); ACS state needs root, and without it the task warns about unreadable config space.
   - Check ids and what each one means are listed in the collection's docs/checks.md.
+  - The p2pdma.storage.p2p_check role runs this module with O(fail_on=never), prints every non-PASS check with its
+    fix, and then fails the host.
 seealso:
   - module: p2pdma.storage.p2p_facts
-  - role: p2pdma.storage.p2p_check
 """
 
 EXAMPLES = r"""
