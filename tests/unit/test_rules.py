@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import PASS, run_checks
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import rules_for
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, engine_for, pair_verdict
-from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import topology_view
+from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_topology, topology_view
 from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M
 from tests.support.sysfs_tree import SysfsTree
 
@@ -32,6 +33,7 @@ def test_a_debian_release_is_judged_by_the_version_proc_version_names(tmp_path):
     view = topology_view(node)
     assert (view["kernel"]["rules"], view["kernel"]["whitelist_entries"]) == ("7.1.5", 21)
     assert view["host_bridges"][0]["whitelisted"] is True
+    assert format_topology(view).startswith("kernel 7.1.0-3-amd64 (rules 7.1.5, 21 whitelist entries), x86_64")
     assert pair_verdict(node, "0000:01:00.0", "0000:02:00.0").map_type == MapType.THRU_HOST_BRIDGE
 
 
@@ -44,6 +46,8 @@ def test_an_amd_zen3_cpu_allows_the_host_bridge_path_when_the_arch_is_unknown(tm
     assert verdict.map_type == MapType.THRU_HOST_BRIDGE
     assert "AuthenticAMD family 0x19) passes cpu_supports_p2pdma()" in verdict.reason
     assert topology_view(node)["kernel"]["cpu_allows_host_bridge_p2p"] is True
+    arch = {r.id: r for r in run_checks(node)}["arch"]
+    assert arch.status == PASS and arch.why.startswith("x86: /proc/sys/kernel/arch was not read")
 
 
 def test_an_amd_cpu_before_zen_is_refused_with_the_true_reason(tmp_path):

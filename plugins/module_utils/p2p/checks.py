@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key, parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import runs_on_x86
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
     MapType,
     PairVerdict,
@@ -186,6 +187,11 @@ def check_arch(node: Node) -> CheckResult:
     evidence = {"arch": arch, "source": "/proc/sys/kernel/arch"}
     if arch == "x86_64":
         return CheckResult("arch", PASS, "x86_64: the architecture P2PDMA is deployed and tested on", None, evidence)
+    if arch is None and runs_on_x86(node.kernel):
+        return CheckResult(
+            "arch", PASS, "x86: /proc/sys/kernel/arch was not read, but /proc/cpuinfo has vendor_id and cpu family, "
+            "which only x86 prints", None, dict(evidence, cpu_vendor=node.kernel.cpu_vendor),
+        )
     if arch is None:
         return CheckResult(
             "arch", WARN, "the architecture is unknown (/proc/sys/kernel/arch and the kernel config were not read)",

@@ -221,9 +221,11 @@ def format_topology(view: dict) -> str:
     """The tree as text, like ``lspci -tv`` with the P2PDMA facts on each line."""
     kernel = view["kernel"]
     lines = [
-        "kernel %s, %s, CPU %s family %s: host-bridge paths %s, IOMMU %s"
+        "kernel %s (rules %s, %d whitelist entries), %s, CPU %s family %s: host-bridge paths %s, IOMMU %s"
         % (
             kernel["release"] or "unknown",
+            kernel["rules"],
+            kernel["whitelist_entries"],
             kernel["arch"] or "unknown arch",
             kernel["cpu_vendor"] or "unknown",
             kernel["cpu_family"] if kernel["cpu_family"] is not None else "?",
