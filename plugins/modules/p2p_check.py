@@ -296,7 +296,7 @@ def main() -> None:
             params["providers"],
             params["clients"],
             params["policy"],
-            {str(k): str(v) for k, v in params["accept"].items()},
+            {str(k): "" if v is None else str(v) for k, v in params["accept"].items()},
         )
     except P2PError as exc:
         module.fail_json(msg=str(exc))

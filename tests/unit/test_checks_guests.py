@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, run_checks
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import node_report
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import judge_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
@@ -70,7 +70,7 @@ def test_the_pseudo_cmb_guest_is_pointed_at_the_quirk() -> None:
 
 
 def test_a_guests_report_counts_its_checks_and_lists_every_pair() -> None:
-    report = node_report(_node("switch"), accept={"rdma:rxe_eth0": "the lab guest's NIC is emulated"})
+    _results, report = judge_node(_node("switch"), accept={"rdma:rxe_eth0": "the lab guest's NIC is emulated"})
     assert report["format"] == "p2pdma.storage/report/v1"
     assert report["kernel"]["release"] == "6.1.192" and report["kernel"]["rules"]["whitelist_entries"] == 10
     summary = report["summary"]

@@ -9,7 +9,7 @@ import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, POLICIES, WARN
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import node_report
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import judge_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_report
 from p2pctl.commands.common import echo_json, json_option, root_option
@@ -69,7 +69,7 @@ def check(
 
     Exit status: 0 all PASS, 3 some WARN and no FAIL, 4 some FAIL, 2 on bad input.
     """
-    report = node_report(read_node(open_root(root_spec)), list(providers), list(clients), policy, accepts)
+    _results, report = judge_node(read_node(open_root(root_spec)), list(providers), list(clients), policy, accepts)
     if as_json:
         echo_json(report)
     else:

@@ -62,17 +62,6 @@ def summary_line(report: Mapping[str, Any]) -> str:
     return line
 
 
-def node_report(
-    node: Node,
-    providers: Optional[Sequence[str]] = None,
-    clients: Optional[Sequence[str]] = None,
-    policy: str = "kernel",
-    accept: Optional[Mapping[str, str]] = None,
-) -> Dict[str, Any]:
-    """The node's report (see :func:`judge_node`)."""
-    return judge_node(node, providers, clients, policy, accept)[1]
-
-
 def judge_node(
     node: Node,
     providers: Optional[Sequence[str]] = None,
@@ -125,4 +114,4 @@ def _hostname(node: Node) -> Optional[str]:
     return None if name in (None, "", "(none)") else name
 
 
-__all__ = ["REPORT_FORMAT", "judge_node", "node_report", "pair_record", "summary_line"]
+__all__ = ["REPORT_FORMAT", "judge_node", "pair_record", "summary_line"]
