@@ -12,6 +12,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     PASS,
     WARN,
     CheckResult,
+    accept_warnings,
+    judged_pairs,
     run_checks,
     worst_status,
 )
@@ -248,3 +250,70 @@ def test_worst_status_orders_fail_over_warn_over_pass():
     assert worst_status(results) == FAIL
     assert worst_status(results[:2]) == WARN
     assert worst_status([]) == PASS
+
+
+def _pmr_drive(tmp_path, bar4_bytes: int, cmdline: str = "root=/dev/vda1") -> SysfsTree:
+    """A drive like QEMU's nvme with pmrdev: no CMB (CMBSZ 0), memory on BAR 4, and a published CMB drive."""
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG, cmdline=cmdline)
+    sw = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2)
+    pmr = tree.nvme(sw.down[0])
+    pmr.function.bars = [(0xFE000000, 16384, 0x4), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0xE0000000, bar4_bytes, 0xC)]
+    tree.nvme(sw.down[1], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
+    return tree
+
+
+def test_memory_on_bar4_without_a_cmb_names_the_pseudo_cmb_quirk(tmp_path):
+    result = _checks(_pmr_drive(tmp_path, 32 << 20))["provider:0000:03:00.0"]
+    assert result.status == WARN  # nobody asked for it as a provider
+    assert "nvme0 advertises no CMB (CMBSZ 0) but has memory on BAR 4 (32 MiB)" in result.why
+    assert "nvme.pseudo_cmb=1b36:0010" in (result.fix or "")
+    assert "kernel_install_pseudo_cmb_ids: ['1b36:0010']" in (result.fix or "")
+
+
+def test_a_drive_already_named_for_the_quirk_needs_the_patched_kernel(tmp_path):
+    tree = _pmr_drive(tmp_path, 32 << 20, cmdline="root=/dev/vda1 nvme.pseudo_cmb=1b36:0010")
+    result = _checks(tree, ["nvme0"])["provider:0000:03:00.0"]
+    assert result.status == FAIL
+    assert "the running kernel lacks the pseudo-CMB patch" in result.why
+    assert "p2pdma.storage.kernel_build" in (result.fix or "")
+
+
+def test_bar4_smaller_than_one_quirk_unit_is_no_pseudo_cmb(tmp_path):
+    results = _checks(_pmr_drive(tmp_path, 8 << 20))
+    assert "provider:0000:03:00.0" not in results
+    assert "has no CMB (no cmbsz attribute)" in _checks(_pmr_drive(tmp_path / "b", 8 << 20), ["nvme0"])[
+        "provider:0000:03:00.0"].why
+
+
+def test_accepting_a_warn_keeps_it_listed_and_out_of_the_status(tmp_path):
+    tree = switch_node(tmp_path / "node")
+    tree.rxe("rxe0", netdev="eth0")
+    results = run_checks(read_node(tree.sysroot()), ["nvme0"], ["mlx5_0"])
+    unmatched = accept_warnings(results, {"rdma:rxe0": "management network only", "iommu": "not a WARN here"})
+    (rxe,) = [r for r in results if r.id == "rdma:rxe0"]
+    assert (rxe.status, rxe.accepted, rxe.to_dict()["accept_reason"]) == (WARN, True, "management network only")
+    assert worst_status(results) == PASS
+    assert unmatched == {"iommu": "not a WARN here"}
+
+
+def test_a_fail_cannot_be_accepted_and_an_accept_needs_a_reason(tmp_path):
+    results = run_checks(read_node(switch_node(tmp_path / "node").sysroot()), ["nvme0"], ["nvme2"])
+    assert accept_warnings(results, {"locality:0000:03:00.0": "we know"}) == {"locality:0000:03:00.0": "we know"}
+    assert worst_status(results) == FAIL
+    with pytest.raises(P2PError, match="accepting rdma:rxe0 needs a reason"):
+        accept_warnings(results, {"rdma:rxe0": " "})
+
+
+def test_without_clients_every_published_provider_meets_every_nvme_and_rdma_device(tmp_path):
+    tree = switch_node(tmp_path / "node")
+    tree.rxe("rxe0", netdev="eth0")  # software RDMA has no PCI device: not a client of the matrix
+    node = read_node(tree.sysroot())
+    pairs = judged_pairs(node)
+    assert [(p.provider, p.client_name, p.map_type) for p in pairs] == [
+        ("0000:03:00.0", "nvme0", "bus_addr"),
+        ("0000:03:00.0", "nvme1", "bus_addr"),
+        ("0000:03:00.0", "nvme2", "not_supported"),
+        ("0000:03:00.0", "mlx5_0", "bus_addr"),
+    ]
+    matrix = {r.id: r for r in run_checks(node)}["pairs"]
+    assert matrix.status == PASS and matrix.evidence["unserved"] == ["nvme2"]

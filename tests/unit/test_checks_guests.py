@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, run_checks
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import judge_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 
 GUESTS = Path(__file__).resolve().parent.parent / "fixtures" / "guests"
@@ -57,3 +58,25 @@ def test_checks_agree_with_the_kernel(name: str, answer: Dict[str, Any]) -> None
         assert refused_by[:1] == ["provider:%s" % provider]
     else:
         assert "locality:%s" % provider in refused_by
+
+
+def test_the_pseudo_cmb_guest_is_pointed_at_the_quirk() -> None:
+    # The kernel refused its PMR drive as a provider (ENODEV); the fix is the project's own quirk.
+    results = {r.id: r for r in run_checks(_node("pseudo-cmb"), providers=["0000:03:00.0"], clients=["nvme1n1"])}
+    provider = results["provider:0000:03:00.0"]
+    assert provider.status == FAIL
+    assert "advertises no CMB (CMBSZ 0) but has memory on BAR 4" in provider.why
+    assert "nvme.pseudo_cmb=1b36:0010" in (provider.fix or "")
+    assert "kernel_install_pseudo_cmb_ids: ['1b36:0010']" in (provider.fix or "")
+
+
+def test_a_guests_report_counts_its_checks_and_lists_every_pair() -> None:
+    _results, report = judge_node(_node("switch"), accept={"rdma:rxe_eth0": "the lab guest's NIC is emulated"})
+    assert report["format"] == "p2pdma.storage/report/v1"
+    assert report["kernel"]["release"] == "6.1.192" and report["kernel"]["rules"]["whitelist_entries"] == 10
+    summary = report["summary"]
+    assert summary["PASS"] + summary["WARN"] + summary["FAIL"] + summary["accepted"] == len(report["checks"])
+    assert summary["accepted"] == 1
+    # Three published providers, four NVMe controllers, no hardware RDMA device.
+    assert len(report["pairs"]) == 12
+    assert {pair["client_name"] for pair in report["pairs"]} == {"nvme0", "nvme1", "nvme2", "nvme3"}

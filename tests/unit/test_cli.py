@@ -14,6 +14,11 @@ from tests.support.nodes import CMB_16M, NVMET_READY_CONFIG, PUBLISHED_16M, swit
 from tests.support.sysfs_tree import ACS_CR, ACS_RR, SysfsTree
 
 P2PCTL = os.path.join(os.path.dirname(sys.executable), "p2pctl")
+# One pair, as distance --json and the node report's pairs give it.
+PAIR_KEYS = {
+    "provider", "client", "client_name", "map_type", "distance", "acs_redirect", "path", "reason", "kernel_params",
+    "fix",
+}
 
 
 def p2pctl(*args: str) -> subprocess.CompletedProcess:
@@ -64,9 +69,7 @@ def test_distance_json_has_the_documented_shape(node_dir):
     assert set(verdict) == {"provider", "supported", "distance", "clients"}
     assert verdict["provider"] == "0000:03:00.0"
     assert (verdict["supported"], verdict["distance"]) == (True, 8)
-    assert [set(c) for c in verdict["clients"]] == [
-        {"client", "map_type", "distance", "acs_redirect", "reason", "fix"}
-    ] * 2
+    assert [set(c) for c in verdict["clients"]] == [PAIR_KEYS] * 2
     assert [(c["client"], c["map_type"], c["distance"]) for c in verdict["clients"]] == [
         ("0000:05:00.0", "bus_addr", 4),
         ("0000:04:00.0", "bus_addr", 4),
@@ -83,27 +86,92 @@ def test_distance_exits_1_when_a_client_is_not_supported(node_dir):
     assert "not in the P2PDMA whitelist" in client["reason"]
 
 
-def test_distance_notes_a_provider_without_p2pmem(node_dir):
-    result = p2pctl("distance", "--root", node_dir, "nvme1", "nvme0")
-    assert result.returncode == 0  # the kernel's distance ignores publication
-    assert result.stdout.splitlines()[1].startswith("  note: no p2pmem directory")
-    assert "nvmet refuses it as p2pmem=<BDF> (ENODEV)" in result.stdout
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("0000:00:01.0", "0000:00:01.0 is not a p2pmem provider: a root port has no p2pmem"),
+        ("0000:01:00.0", "0000:01:00.0 is not a p2pmem provider: a switch upstream has no p2pmem"),
+        ("nvme1", "nvme1 (0000:04:00.0) is not a p2pmem provider: 0000:04:00.0 (nvme1) has no CMB"),
+    ],
+)
+def test_distance_refuses_a_device_that_is_not_a_provider(node_dir, device, message):
+    result = p2pctl("distance", "--root", node_dir, device, "mlx5_0")
+    _assert_one_line_error(result, message)
+    assert "fix: name one of the providers here: 0000:03:00.0 (nvme0)" in result.stderr
 
 
-def test_distance_names_the_acs_ports_to_clear(node_dir):
-    result = p2pctl("distance", "--root", node_dir, "0000:07:00.0", "0000:07:00.1")
+def test_distance_refuses_a_vf(tmp_path):
+    tree = switch_node(tmp_path / "node")
+    (vf, _) = tree.sriov(tree.functions["0000:05:00.0"], 2)
+    result = p2pctl("distance", "--root", tree.root, vf.bdf, "nvme0")
+    _assert_one_line_error(result, "%s is not a p2pmem provider: a VF of 0000:05:00.0 has no p2pmem" % vf.bdf)
+
+
+def test_distance_names_the_acs_ports_to_clear(tmp_path):
+    tree = SysfsTree(tmp_path / "node", config=NVMET_READY_CONFIG)
+    switch = tree.switch(tree.root_port("00:01.0", acs_ctrl=0), downstream=2, acs_ctrl=ACS_RR | ACS_CR)
+    drive = tree.nvme(switch.down[0], cmb=CMB_16M, p2pmem=PUBLISHED_16M)
+    tree.rdma_nic(switch.down[1])
+    result = p2pctl("distance", "--root", tree.root, "--json", drive.bdf, "mlx5_0")
     assert result.returncode == 1
-    assert "pci=disable_acs_redir=0000:00:03.0" in result.stdout
+    (pair,) = json.loads(result.stdout)["clients"]
+    assert pair["kernel_params"][0] == "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0"
+    assert pair["path"] == [drive.bdf, "0000:02:00.0", "0000:01:00.0", "0000:02:01.0", "0000:04:00.0"]
+    assert "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0" in pair["fix"]
 
 
-def test_check_json_records_and_exit_code_for_fail(node_dir):
+def test_check_json_is_the_node_report_and_exits_4_on_fail(node_dir):
     result = p2pctl("check", "--root", node_dir, "--json", "--client", "mlx5_0", "--client", "nvme2n1")
     assert result.returncode == 4
-    records = json.loads(result.stdout)
-    assert all(set(r) == {"id", "status", "why", "fix", "evidence"} for r in records)
-    by_id = {r["id"]: r for r in records}
+    report = json.loads(result.stdout)
+    assert set(report) == {
+        "format", "host", "root", "kernel", "policy", "status", "summary", "checks", "pairs", "accept_unmatched"}
+    assert report["format"] == "p2pdma.storage/report/v1"
+    assert report["kernel"]["rules"] == {"version": "6.1", "whitelist_entries": 10, "note": None}
+    assert report["status"] == "FAIL" and report["summary"]["FAIL"] >= 1
+    assert all(
+        set(r) == {"id", "status", "why", "fix", "evidence", "accepted", "accept_reason"} for r in report["checks"]
+    )
+    by_id = {r["id"]: r for r in report["checks"]}
     assert by_id["locality"]["status"] == "FAIL"
     assert by_id["rdma:rxe0"]["status"] == "WARN"
+    assert all(set(pair) == PAIR_KEYS for pair in report["pairs"])
+    assert {(p["client_name"], p["map_type"]) for p in report["pairs"]} == {
+        ("mlx5_0", "bus_addr"), ("nvme2n1", "not_supported")}
+
+
+def test_an_accepted_warn_stays_listed_and_no_longer_counts(tmp_path):
+    tree = switch_node(tmp_path / "node")
+    tree.rxe(name="rxe0", netdev="eth1")
+    accept = "rdma:rxe0=soft-RoCE carries the management network only"
+    result = p2pctl("check", "--root", tree.root, "--client", "mlx5_0", "--accept", accept, "--json")
+    assert result.returncode == 0, result.stdout
+    report = json.loads(result.stdout)
+    (record,) = [c for c in report["checks"] if c["id"] == "rdma:rxe0"]
+    assert (record["status"], record["accepted"]) == ("WARN", True)
+    assert record["accept_reason"] == "soft-RoCE carries the management network only"
+    assert (report["status"], report["summary"]["WARN"], report["summary"]["accepted"]) == ("PASS", 0, 1)
+    text = p2pctl("check", "--root", tree.root, "--client", "mlx5_0", "--accept", accept).stdout
+    assert "accepted: soft-RoCE carries the management network only" in text
+    assert text.splitlines()[-1].endswith("0 WARN, 0 FAIL, 1 WARN accepted")
+
+
+def test_an_accept_without_a_reason_is_refused():
+    result = p2pctl("check", "--accept", "rdma:rxe0")
+    assert result.returncode == 2 and "is not ID=REASON" in result.stderr
+
+
+def test_check_without_clients_judges_the_matrix(node_dir):
+    result = p2pctl("check", "--root", node_dir)
+    lines = result.stdout.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("PROVIDER \\ CLIENT"))
+    assert lines[header].split()[3:] == ["nvme0", "nvme1", "nvme2", "mlx5_0"]
+    assert lines[header + 1].split() == ["0000:03:00.0", "bus_addr", "0", "bus_addr", "4", "refused", "bus_addr", "4"]
+    report = json.loads(p2pctl("check", "--root", node_dir, "--json").stdout)
+    assert [(p["client_name"], p["distance"]) for p in report["pairs"]] == [
+        ("nvme0", 0), ("nvme1", 4), ("nvme2", -1), ("mlx5_0", 4)]
+    (matrix,) = [c for c in report["checks"] if c["id"] == "pairs"]
+    assert matrix["status"] == "PASS" and "no provider can serve nvme2" in matrix["why"]
 
 
 def test_check_exit_code_for_warn_only(tmp_path):
@@ -183,7 +251,7 @@ def test_unreadable_config_space_is_a_warning_naming_the_file(tmp_path):
     tree.rdma_nic(sw.down[1])
     result = p2pctl("check", "--root", tree.root, "--json")
     assert result.returncode == 3
-    (record,) = [r for r in json.loads(result.stdout) if r["id"] == "config-space"]
+    (record,) = [r for r in json.loads(result.stdout)["checks"] if r["id"] == "config-space"]
     assert record["status"] == "WARN"
     assert "/sys/bus/pci/devices/0000:00:01.0/config" in record["why"]
     assert "run as root" in record["fix"]

@@ -55,6 +55,24 @@ PLAYBOOK = """
       register: strict
       ignore_errors: true
 
+    - name: Accepting the known WARN makes the node PASS
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        providers: [nvme0]
+        clients: [mlx5_0, nvme1n1]
+        fail_on: warn
+        accept:
+          rdma:rxe0: soft-RoCE carries the management network only
+      register: accepted
+
+    - name: fail_on never reports a FAIL without failing
+      p2pdma.storage.p2p_check:
+        root: "{{ node_root }}"
+        providers: [nvme0]
+        clients: [nvme2n1]
+        fail_on: never
+      register: reported
+
     - name: An unknown device is a one-line failure
       p2pdma.storage.p2p_check:
         root: "{{ node_root }}"
@@ -73,7 +91,8 @@ PLAYBOOK = """
       ansible.builtin.copy:
         dest: "{{ results_file }}"
         content: "{{ {'facts': ansible_facts.p2pdma, 'good': good, 'checked': checked, 'far': far,
-                      'strict': strict, 'unknown': unknown, 'bad_policy': bad_policy} | to_json }}"
+                      'strict': strict, 'unknown': unknown, 'bad_policy': bad_policy,
+                      'accepted': accepted, 'reported': reported} | to_json }}"
 """
 
 
@@ -106,11 +125,17 @@ def test_facts_hold_the_model(results):
     assert facts["kernel"]["release"] == "6.1.0-28-amd64"
 
 
-def test_check_returns_checks_and_verdicts(results):
+def test_check_returns_the_node_report_and_verdicts(results):
     good = results["good"]
     assert not good.get("failed") and good["changed"] is False
+    assert good["format"] == "p2pdma.storage/report/v1"
     assert good["status"] == "WARN"  # rxe0 on the node: p2pmem is never used for it
+    assert good["summary"] == {"PASS": len(good["checks"]) - 1, "WARN": 1, "FAIL": 0, "accepted": 0}
     assert {c["id"] for c in good["checks"] if c["status"] != "PASS"} == {"rdma:rxe0"}
+    assert good["warnings"] == [next(
+        "rdma:rxe0: %s; fix: %s" % (c["why"], c["fix"]) for c in good["checks"] if c["id"] == "rdma:rxe0")]
+    assert [(p["client_name"], p["map_type"], p["distance"]) for p in good["pairs"]] == [
+        ("mlx5_0", "bus_addr", 4), ("nvme1n1", "bus_addr", 4)]
     (verdict,) = good["verdicts"]
     assert (verdict["provider"], verdict["supported"], verdict["distance"]) == ("0000:03:00.0", True, 8)
     assert [c["map_type"] for c in verdict["clients"]] == ["bus_addr", "bus_addr"]
@@ -120,11 +145,28 @@ def test_check_mode_gives_the_same_answer(results):
     assert results["checked"]["checks"] == results["good"]["checks"]
 
 
-def test_a_fail_fails_the_task_with_the_reason(results):
+def test_a_fail_fails_the_task_and_msg_names_the_first_fail_and_its_fix(results):
     far = results["far"]
     assert far["failed"] is True
-    assert "locality:0000:03:00.0" in far["msg"] and "not in the P2PDMA whitelist" in far["msg"]
+    first = next(c for c in far["checks"] if c["status"] == "FAIL")
+    assert first["id"] == "locality:0000:03:00.0" and "not in the P2PDMA whitelist" in first["why"]
+    assert "first FAIL %s: %s; fix: %s" % (first["id"], first["why"], first["fix"]) in far["msg"]
     assert far["verdicts"][0]["clients"][0]["map_type"] == "not_supported"
+
+
+def test_an_accepted_warn_is_reported_but_does_not_count(results):
+    accepted = results["accepted"]
+    assert not accepted.get("failed") and accepted["status"] == "PASS"
+    (record,) = [c for c in accepted["checks"] if c["id"] == "rdma:rxe0"]
+    assert (record["status"], record["accepted"]) == ("WARN", True)
+    assert record["accept_reason"] == "soft-RoCE carries the management network only"
+    assert accepted["summary"]["accepted"] == 1 and not accepted.get("warnings")
+
+
+def test_fail_on_never_reports_a_fail(results):
+    reported = results["reported"]
+    assert not reported.get("failed") and reported["status"] == "FAIL"
+    assert reported["msg"].startswith("FAIL: ")
 
 
 def test_fail_on_warn(results):

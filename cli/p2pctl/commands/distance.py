@@ -8,30 +8,26 @@ from typing import Tuple
 import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import pair_record
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import Verdict, distance_many, publication
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
+    Verdict,
+    distance_many,
+    publication,
+    require_provider,
+)
 from p2pctl.commands.common import echo_json, json_option, root_option
 
 EXIT_NOT_SUPPORTED = 1
 
 
 def verdict_json(verdict: Verdict) -> dict:
-    """The documented JSON shape of ``p2pctl distance --json``."""
+    """The documented JSON shape of ``p2pctl distance --json``: each client is a report pair."""
     return {
         "provider": verdict.provider,
         "supported": verdict.supported,
         "distance": verdict.distance,
-        "clients": [
-            {
-                "client": pair.client,
-                "map_type": pair.map_type,
-                "distance": pair.distance,
-                "acs_redirect": list(pair.acs_redirect),
-                "reason": pair.reason,
-                "fix": pair.fix,
-            }
-            for pair in verdict.clients
-        ],
+        "clients": [pair_record(pair) for pair in verdict.clients],
     }
 
 
@@ -53,6 +49,8 @@ def format_verdict(verdict: Verdict, provider_state: dict) -> str:
             lines.append("    path: %s" % " -> ".join(pair.path))
         if pair.fix:
             lines.append("    fix: %s" % pair.fix)
+        if pair.kernel_params:
+            lines.append("    kernel parameters: %s" % " ".join(pair.kernel_params))
     return "\n".join(lines)
 
 
@@ -69,10 +67,13 @@ def distance(provider: str, clients: Tuple[str, ...], root_spec: str, as_json: b
     (bus_addr, thru_host_bridge, not_supported), distance, the devices whose ACS
     redirects, the reason and the fix. The total is -1 if any client is not supported.
 
+    PROVIDER must have p2pmem: a root port, a VF or a drive without a CMB is refused,
+    naming the providers the node has.
+
     Exit status: 0 if every client is supported, 1 if any is not, 2 on bad input.
     """
     node = read_node(open_root(root_spec))
-    verdict = distance_many(node, provider, list(clients))
+    verdict = distance_many(node, require_provider(node, provider), list(clients))
     if as_json:
         echo_json(verdict_json(verdict))
     else:

@@ -9,13 +9,21 @@ documented in docs/checks.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node, PciFunction
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key, parse_bdf
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, Verdict, distance_many
-from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import human_bytes
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import runs_on_x86
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
+    MapType,
+    PairVerdict,
+    Verdict,
+    acs_text,
+    distance_many,
+    pseudo_cmb,
+    publication,
+)
 
 PASS = "PASS"
 WARN = "WARN"
@@ -44,6 +52,14 @@ _NVMET_SYMBOLS: Tuple[Tuple[str, bool, str], ...] = (
 _TESTED_ARCHES = ("aarch64", "arm64", "ppc64le", "ppc64")
 
 
+def human_bytes(value: int) -> str:
+    """Sizes as people read them: 64 MiB, 63.94 MiB, 512 bytes."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return "%.4g %s" % (value / size, unit)
+    return "%d bytes" % value
+
+
 @dataclass
 class CheckResult:
     """One check: ``id`` names the check and, after a colon, the device it is about."""
@@ -55,13 +71,51 @@ class CheckResult:
     evidence: Dict[str, Any] = field(default_factory=dict)
     # The kernel verdicts a locality check judged (their dicts are in the evidence too).
     verdicts: List[Verdict] = field(default_factory=list)
+    # Why the operator accepts this WARN; an accepted WARN stays listed but no longer counts.
+    accept_reason: Optional[str] = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.accept_reason is not None
+
+    @property
+    def counted_status(self) -> str:
+        return PASS if self.accepted else self.status
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"id": self.id, "status": self.status, "why": self.why, "fix": self.fix, "evidence": self.evidence}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "why": self.why,
+            "fix": self.fix,
+            "evidence": self.evidence,
+            "accepted": self.accepted,
+            "accept_reason": self.accept_reason,
+        }
 
 
 def worst_status(results: Iterable[CheckResult]) -> str:
-    return max((r.status for r in results), key=_SEVERITY.__getitem__, default=PASS)
+    """The status that counts: FAIL over WARN over PASS, accepted WARNs left out."""
+    return max((r.counted_status for r in results), key=_SEVERITY.__getitem__, default=PASS)
+
+
+def accept_warnings(results: Sequence[CheckResult], accept: Mapping[str, str]) -> Dict[str, str]:
+    """Mark the WARNs the operator accepts (check id -> reason); returns the entries that matched no WARN.
+
+    Only a WARN can be accepted: a FAIL means the kernel refuses something, and stays counted.
+    """
+    for check_id, reason in accept.items():
+        if not str(reason or "").strip():
+            raise P2PError(
+                "accepting %s needs a reason" % check_id,
+                fix="give it as ID=REASON (CLI) or as id: reason (p2p_check_accept), saying why the WARN is fine here",
+            )
+    unmatched = dict(accept)
+    for result in results:
+        if result.status == WARN and result.id in accept:
+            result.accept_reason = accept[result.id]
+            unmatched.pop(result.id, None)
+    return unmatched
 
 
 def _fn_path(bdf: str, leaf: str) -> str:
@@ -133,6 +187,11 @@ def check_arch(node: Node) -> CheckResult:
     evidence = {"arch": arch, "source": "/proc/sys/kernel/arch"}
     if arch == "x86_64":
         return CheckResult("arch", PASS, "x86_64: the architecture P2PDMA is deployed and tested on", None, evidence)
+    if arch is None and runs_on_x86(node.kernel):
+        return CheckResult(
+            "arch", PASS, "x86: /proc/sys/kernel/arch was not read, but /proc/cpuinfo has vendor_id and cpu family, "
+            "which only x86 prints", None, dict(evidence, cpu_vendor=node.kernel.cpu_vendor),
+        )
     if arch is None:
         return CheckResult(
             "arch", WARN, "the architecture is unknown (/proc/sys/kernel/arch and the kernel config were not read)",
@@ -211,7 +270,6 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
     check_id = "provider:%s" % bdf
     controllers = node.nvme_for_bdf(bdf)
     evidence: Dict[str, Any] = {}
-    cmb_reason = None
     sqs_note = None
     for ctrl in controllers:
         if ctrl.cmb is not None:
@@ -221,34 +279,20 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
             if ctrl.cmb_bar is not None:
                 evidence[_fn_path(bdf, "resource")] = "BAR %d at 0x%x, %d bytes" % (
                     ctrl.cmb.bir, ctrl.cmb_bar[0], ctrl.cmb_bar[1])
-            cmb_reason = cmb_reason or ctrl.cmb.why_not_published(ctrl.cmb_bar)
             sqs_note = sqs_note or ctrl.cmb.sq_note(False if _use_cmb_sqes_disabled(node) else None)
     names = " (%s)" % ", ".join(c.name for c in controllers) if controllers else ""
     failing = FAIL if configured else WARN
+    state = publication(node, bdf)
     if fn.p2pmem is None:
-        if controllers and all(c.cmb is None for c in controllers):
-            why = "%s%s has no CMB (no cmbsz attribute), so nvme-pci registers no p2pmem" % (bdf, names)
-            fix = "use a provider with a Controller Memory Buffer that sets WDS and RDS (check 'nvme id-ctrl')"
-        elif cmb_reason:
-            why = "%s%s has no p2pmem: %s" % (bdf, names, cmb_reason)
-            fix = "use a controller whose CMB sets WDS and RDS and whose size and BAR are 2 MiB aligned, or the " \
-                "pseudo-CMB kernel patch for cards that expose memory on BAR 4"
-        else:
-            why = "%s%s has no p2pmem directory: no driver registered peer-to-peer memory on it" % (bdf, names)
-            fix = "check that the kernel has CONFIG_PCI_P2PDMA=y and that the device's driver is bound"
         evidence[_fn_path(bdf, "p2pmem")] = "absent"
-        return CheckResult(check_id, failing, why, fix, evidence)
+        return CheckResult(check_id, failing, state["why"], state["fix"], evidence)
     mem = fn.p2pmem
     size, free = human_bytes(mem.size), human_bytes(mem.available)
     evidence[_fn_path(bdf, "p2pmem/size")] = mem.size
     evidence[_fn_path(bdf, "p2pmem/available")] = mem.available
     evidence[_fn_path(bdf, "p2pmem/published")] = int(mem.published)
     if not mem.published:
-        why = "%s%s registered %s of p2pmem but did not publish it: pci_p2pmem_find_many() and nvmet's p2pmem=1 " \
-            "skip it" % (bdf, names, size)
-        if cmb_reason:
-            why += "; %s" % cmb_reason
-        return CheckResult(check_id, failing, why, "use a controller whose CMBSZ sets both WDS and RDS", evidence)
+        return CheckResult(check_id, failing, state["why"], state["fix"], evidence)
     if mem.size == 0 or mem.available == 0:
         return CheckResult(
             check_id, failing,
@@ -272,14 +316,14 @@ def check_provider(node: Node, bdf: str, configured: bool) -> CheckResult:
 
 
 def check_unpublished_cmbs(node: Node, providers: Sequence[str]) -> List[CheckResult]:
-    """NVMe controllers with a CMB that is not p2pmem, when nobody asked about them."""
+    """NVMe controllers with a CMB (or pseudo-CMB memory on BAR 4) that is not p2pmem, when nobody asked."""
     results = []
     for name in sorted(node.nvme):
         ctrl = node.nvme[name]
-        if ctrl.cmb is None or ctrl.bdf is None or ctrl.bdf in providers or ctrl.bdf not in node.functions:
+        if ctrl.bdf is None or ctrl.bdf in providers or ctrl.bdf not in node.functions:
             continue
         fn = node.functions[ctrl.bdf]
-        if fn.p2pmem is not None:
+        if fn.p2pmem is not None or (ctrl.cmb is None and pseudo_cmb(node, fn) is None):
             continue
         results.append(check_provider(node, ctrl.bdf, configured=False))
     return results
@@ -306,14 +350,6 @@ def _acceptable(verdict: Verdict, policy: str) -> bool:
     return verdict.supported
 
 
-def _acs_text(fn: PciFunction) -> str:
-    if fn.acs is None:
-        return "unknown (config space not readable)"
-    if not fn.acs.present:
-        return "no ACS capability"
-    return "|".join(fn.acs.control_flags) or "0 (all off)"
-
-
 def _verdict_result(
     node: Node, check_id: str, verdict: Verdict, policy: str, clients: Sequence[str]
 ) -> CheckResult:
@@ -323,7 +359,7 @@ def _verdict_result(
         "verdict": verdict.to_dict(),
         "policy": policy,
         "links": {bdf: node.functions[bdf].link.describe() for bdf in on_paths},
-        "acs_control": {bdf: _acs_text(node.functions[bdf]) for bdf in on_paths},
+        "acs_control": {bdf: acs_text(node.functions[bdf]) for bdf in on_paths},
     }
     summary = ", ".join("%s %s" % (c.client_name or c.client, c.map_type) for c in verdict.clients)
     if _acceptable(verdict, policy):
@@ -373,6 +409,58 @@ def check_locality(
             verdicts,
         )
     ]
+
+
+def matrix_clients(node: Node) -> List[str]:
+    """What a provider is judged against when no client is named: every PCIe NVMe controller and RDMA NIC."""
+    nvme = sorted((n for n, c in node.nvme.items() if c.is_pci and c.bdf in node.functions), key=_natural_key)
+    rdma = sorted(n for n, r in node.rdma.items() if not r.software and r.bdf in node.functions)
+    return nvme + rdma
+
+
+def judged_pairs(
+    node: Node, providers: Optional[Sequence[str]] = None, clients: Optional[Sequence[str]] = None
+) -> List[PairVerdict]:
+    """The provider/client pairs a check run judges: the named ones, else every published provider
+    against every NVMe controller and RDMA device."""
+    provider_bdfs = list(dict.fromkeys(node.resolve(name) for name in providers or ())) or _published(node)
+    client_names = list(dict.fromkeys(clients or ())) or matrix_clients(node)
+    if not client_names:
+        return []
+    return [pair for bdf in provider_bdfs for pair in distance_many(node, bdf, client_names).clients]
+
+
+def _published(node: Node) -> List[str]:
+    return [fn.bdf for fn in node.providers() if fn.p2pmem is not None and fn.p2pmem.published]
+
+
+def _natural_key(name: str) -> Tuple[str, int]:
+    stem = name.rstrip("0123456789")
+    return stem, int(name[len(stem):] or -1)
+
+
+def check_matrix(node: Node, pairs: Sequence[PairVerdict], policy: str) -> Optional[CheckResult]:
+    """Without named clients: which NVMe controllers and RDMA devices some published provider can serve."""
+    if not pairs:
+        return None
+    served: Dict[str, bool] = {}
+    for pair in pairs:
+        name = pair.client_name or pair.client or "?"
+        ok = pair.supported and (policy == "kernel" or pair.map_type == MapType.BUS_ADDR)
+        served[name] = served.get(name, False) or ok
+    providers = list(dict.fromkeys(pair.provider for pair in pairs))
+    unserved = [name for name, ok in served.items() if not ok]
+    evidence = {"providers": providers, "clients": list(served), "unserved": unserved, "policy": policy}
+    why = "%d published provider(s) x %d client(s) judged (every NVMe controller and RDMA device): %d of %d " \
+        "pairs accepted" % (len(providers), len(served), sum(1 for p in pairs if p.supported), len(pairs))
+    if len(unserved) < len(served):
+        if unserved:
+            why += "; no provider can serve %s" % ", ".join(unserved)
+        return CheckResult("pairs", PASS, why, None, evidence)
+    fixes = dict.fromkeys(pair.fix for pair in pairs if pair.fix)
+    return CheckResult(
+        "pairs", WARN, why + ": no client can use any published provider", "; ".join(fixes) or None, evidence
+    )
 
 
 def check_competing_providers(node: Node, published: Sequence[str], clients: Sequence[str], policy: str) -> CheckResult:
@@ -585,7 +673,7 @@ def run_checks(
         results.append(check_no_providers(node))
     results.extend(check_provider(node, bdf, configured=bool(provider_bdfs)) for bdf in judged)
     results.extend(check_unpublished_cmbs(node, judged))
-    published = [fn.bdf for fn in node.providers() if fn.p2pmem is not None and fn.p2pmem.published]
+    published = _published(node)
     if client_names:
         candidates = provider_bdfs or published
         if candidates:
@@ -594,6 +682,10 @@ def run_checks(
             acs_params = check_acs_params(node, locality)
             if acs_params is not None:
                 results.append(acs_params)
+    else:
+        matrix = check_matrix(node, judged_pairs(node, provider_bdfs), policy)
+        if matrix is not None:
+            results.append(matrix)
     if not provider_bdfs:
         results.append(check_competing_providers(node, published, client_names, policy))
     results.append(check_iommu_groups(node, list(dict.fromkeys(judged + client_bdfs))))
@@ -605,4 +697,15 @@ def run_checks(
     return results
 
 
-__all__ = ["FAIL", "PASS", "POLICIES", "WARN", "CheckResult", "run_checks", "worst_status"]
+__all__ = [
+    "FAIL",
+    "PASS",
+    "POLICIES",
+    "WARN",
+    "CheckResult",
+    "accept_warnings",
+    "human_bytes",
+    "judged_pairs",
+    "run_checks",
+    "worst_status",
+]

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
+
+if TYPE_CHECKING:  # the rules read a node's kernel facts; the model does not need the rules
+    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import KernelInfo, Node
 
 Version = Tuple[int, int, int]
 
@@ -167,6 +170,38 @@ def is_x86(arch: Optional[str]) -> bool:
     return bool(arch) and bool(re.match(r"^(x86_64|amd64|i[3-6]86|x86)$", arch or ""))
 
 
+def runs_on_x86(kernel: KernelInfo) -> bool:
+    """The arch when it is known; else /proc/cpuinfo: only x86 prints ``vendor_id`` and ``cpu family``."""
+    if kernel.arch:
+        return is_x86(kernel.arch)
+    return kernel.cpu_vendor is not None and kernel.cpu_family is not None
+
+
+def cpu_supports_p2pdma(kernel: KernelInfo) -> bool:
+    """cpu_supports_p2pdma(): x86 AMD (vendor AuthenticAMD, not Hygon) with family >= 0x17 (Zen and later)."""
+    return (
+        runs_on_x86(kernel)
+        and kernel.cpu_vendor == "AuthenticAMD"
+        and kernel.cpu_family is not None
+        and kernel.cpu_family >= 0x17
+    )
+
+
+def rules_for(node: Node) -> KernelRules:
+    """The one rule set topology, distance and check judge a node with.
+
+    The upstream version comes from /proc/version where the release name hides the
+    sublevel (Debian's 7.1.0-3-amd64 runs 7.1.5), so every command sees the same
+    whitelist. Cached on the node.
+    """
+    cached = node.__dict__.get("_kernel_rules")
+    if cached is None:
+        kernel = node.kernel
+        cached = KernelRules.for_kernel(kernel.release, kernel.version, kernel.sublevel_known)
+        node.__dict__["_kernel_rules"] = cached
+    return cached
+
+
 class KernelRules:
     """What one kernel release decides beyond the tree walk."""
 
@@ -248,11 +283,6 @@ class KernelRules:
     def first_whitelisted(vendor: int, device: int) -> Optional[WhitelistEntry]:
         """The entry that would match in the newest known kernel, whatever this release has."""
         return next((e for e in ALL_ENTRIES if e.matches(vendor, device)), None)
-
-    @staticmethod
-    def cpu_supports_p2pdma(arch: Optional[str], cpu_vendor: Optional[str], cpu_family: Optional[int]) -> bool:
-        """cpu_supports_p2pdma(): x86 AMD (vendor AuthenticAMD, not Hygon) with family >= 0x17."""
-        return is_x86(arch) and cpu_vendor == "AuthenticAMD" and cpu_family is not None and cpu_family >= 0x17
 
     def acs_kernel_params(self, devices: Tuple[str, ...]) -> Tuple[str, ...]:
         """The command-line values that clear RR/CR/EC on ``devices`` at boot, preferred first.

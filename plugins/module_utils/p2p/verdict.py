@@ -26,9 +26,16 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import UnreadableError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import ACS_PARAM_FIX, KernelRules
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import (
+    ACS_PARAM_FIX,
+    KernelRules,
+    cpu_supports_p2pdma,
+    rules_for,
+    runs_on_x86,
+)
 
 
 class MapType:
@@ -295,8 +302,7 @@ class _Engine:
     def __init__(self, node: Node, rules: KernelRules) -> None:
         self.node = node
         self.rules = rules
-        kernel = node.kernel
-        self.cpu_ok = rules.cpu_supports_p2pdma(kernel.arch, kernel.cpu_vendor, kernel.cpu_family)
+        self.cpu_ok = cpu_supports_p2pdma(node.kernel)
         self.host_ok: Dict[Tuple[str, str], bool] = {}
         self.walks: Dict[str, _ProviderWalk] = {}
 
@@ -551,9 +557,7 @@ class _Engine:
         return " (%s)" % names.get(fn.port_type, fn.port_type.replace("_", " "))
 
     def _acs_text(self, bdf: str) -> str:
-        fn = self.node.functions[bdf]
-        flags = fn.acs.redirect_flags if fn.acs else []
-        return "%s%s (ACS Control %s)" % (bdf, self._describe(bdf), "|".join(flags))
+        return "%s%s (ACS Control %s)" % (bdf, self._describe(bdf), acs_text(self.node.functions[bdf]))
 
     def _where(self, p_fn: PciFunction, c_fn: PciFunction) -> str:
         if p_fn.host_bridge != c_fn.host_bridge:
@@ -581,12 +585,14 @@ class _Engine:
 
     def _cpu_text(self) -> str:
         kernel = self.node.kernel
-        if kernel.arch and not _is_x86(kernel.arch):
+        if kernel.arch and not runs_on_x86(kernel):
             return "arch %s: only x86 AMD CPUs of family 0x17 (Zen) or later qualify" % kernel.arch
         if kernel.cpu_vendor is None:
             return "CPU vendor unknown: /proc/cpuinfo was not read"
         if kernel.cpu_vendor == "AuthenticAMD":
-            return "AMD family 0x%x is older than Zen (0x17)" % (kernel.cpu_family or 0)
+            if kernel.cpu_family is None:
+                return "AMD CPU of unknown family: /proc/cpuinfo has no 'cpu family'"
+            return "AMD family 0x%x is older than Zen (0x17)" % kernel.cpu_family
         if kernel.cpu_vendor == "HygonGenuine":
             return "Hygon CPUs are not in cpu_supports_p2pdma(), which accepts only X86_VENDOR_AMD"
         return "%s: only AMD family 0x17 (Zen) or later qualifies" % kernel.cpu_vendor
@@ -763,12 +769,6 @@ def _hosts_checked(host_a: str, host_b: str, engine: _Engine) -> List[str]:
     return [host_a, host_b]
 
 
-def _is_x86(arch: str) -> bool:
-    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import is_x86
-
-    return is_x86(arch)
-
-
 def _kernel_acs_list(devices: Iterable[str]) -> str:
     """The list as the kernel prints it: 128-byte seq_buf, so a long list is cut off."""
     text = "".join("%s;" % d for d in devices)
@@ -783,7 +783,7 @@ def _kernel_acs_list(devices: Iterable[str]) -> str:
 def engine_for(node: Node, rules: Optional[KernelRules] = None) -> _Engine:
     """The (cached) engine for a node and a release; verdicts are cached inside it."""
     if rules is None:
-        rules = KernelRules.for_kernel(node.kernel.release, node.kernel.version, node.kernel.sublevel_known)
+        rules = rules_for(node)
     cache = node.__dict__.setdefault("_verdict_engines", {})
     key = (rules.release, rules.version)
     engine = cache.get(key)
@@ -861,33 +861,147 @@ def _not_pci(node: Node, provider: str, name: str) -> PairVerdict:
     )
 
 
+def acs_text(fn: PciFunction) -> str:
+    """A function's ACS Control as lspci names the bits, or why it is not known."""
+    if fn.acs is None:
+        return "unknown (config space not readable)"
+    if not fn.acs.present:
+        return "no ACS capability"
+    return "|".join(fn.acs.control_flags) or "0 (all off)"
+
+
+# The pseudo-CMB quirk (kernel-src/patches: nvme-pci uses BAR 4 as a CMB) covers BAR 4 in 16 MiB units.
+PSEUDO_CMB_BAR = 4
+PSEUDO_CMB_UNIT = 16 << 20
+PSEUDO_CMB_BUILTIN_IDS = ("11f8:f117", "1db1:0002")
+
+
+def _bar_memory(node: Node, fn: PciFunction, index: int) -> Optional[int]:
+    """Length of memory BAR ``index`` (0 when assigned but of unknown size), None when it has none.
+
+    The ``resource`` file gives the length; a snapshot may hold only ``config``, whose BAR
+    register shows that memory is assigned there, not how much.
+    """
+    try:
+        resource = node.root.read_text(fn.sysfs_path + "/resource")
+        config = None if resource else node.root.read_bytes(fn.sysfs_path + "/config", 0x40)
+    except UnreadableError:
+        return None
+    if resource:
+        lines = resource.splitlines()
+        try:
+            start, end, _flags = (int(part, 16) for part in lines[index].split())
+        except (IndexError, ValueError):
+            return None
+        return end - start + 1 if end else None
+    offset = 0x10 + 4 * index
+    if config is None or len(config) < offset + 8:
+        return None
+    low = int.from_bytes(config[offset : offset + 4], "little")
+    high = int.from_bytes(config[offset + 4 : offset + 8], "little") if low & 0x6 == 0x4 else 0
+    if low & 0x1 or not (low & ~0xF or high):
+        return None
+    return 0
+
+
+def pseudo_cmb(node: Node, fn: PciFunction) -> Optional[Tuple[str, str]]:
+    """(why, fix) for an NVMe drive with memory on BAR 4 and no CMB, which the pseudo-CMB quirk can publish."""
+    controllers = node.nvme_for_bdf(fn.bdf)
+    if not controllers or any(c.cmb is not None and c.cmb.cmbsz for c in controllers):
+        return None
+    length = _bar_memory(node, fn, PSEUDO_CMB_BAR)
+    if length is None or 0 < length < PSEUDO_CMB_UNIT:
+        return None
+    ident = fn.ident
+    size = " (%d MiB)" % (length >> 20) if length else ""
+    listed = node.kernel.cmdline_params().get("nvme.pseudo_cmb", "").split(",")
+    why = "%s advertises no CMB (CMBSZ 0) but has memory on BAR %d%s, which the project's pseudo-CMB quirk " \
+        "publishes" % (", ".join(c.name for c in controllers), PSEUDO_CMB_BAR, size)
+    if ident in listed or ident in PSEUDO_CMB_BUILTIN_IDS:
+        why += "; %s is already named for the quirk, so the running kernel lacks the pseudo-CMB patch" % ident
+        fix = "install a kernel built by the p2pdma.storage.kernel_build role (its series carries the nvme-pci " \
+            "pseudo-CMB patch) with p2pdma.storage.kernel_install"
+        return why, fix
+    fix = "boot the project's P2PDMA kernel (kernel_build carries the pseudo-CMB patch) with nvme.pseudo_cmb=%s: " \
+        "set kernel_install_pseudo_cmb_ids: ['%s'] for the p2pdma.storage.kernel_install role" % (ident, ident)
+    return why, fix
+
+
 def publication(node: Node, provider: str) -> dict:
-    """Whether a provider offers p2pmem to others (pci_has_p2pmem()), kept apart from distance."""
+    """Whether a provider offers p2pmem to others (pci_has_p2pmem()), kept apart from distance.
+
+    ``why`` says why a CMB is not p2pmem, or not published, and ``fix`` what to do: the one
+    place that explains it, for the checks and for ``p2pctl distance``.
+    """
     bdf = provider if provider in node.functions else node.resolve(provider)
     fn = node.functions[bdf]
+    controllers = node.nvme_for_bdf(bdf)
+    names = " (%s)" % ", ".join(c.name for c in controllers) if controllers else ""
+    cmb_reason = next(
+        (r for r in (c.cmb.why_not_published(c.cmb_bar) for c in controllers if c.cmb is not None) if r), None
+    )
+    state = {"provider": bdf, "has_p2pmem": fn.p2pmem is not None, "published": False, "size": 0, "available": 0}
     if fn.p2pmem is None:
-        cmbs = [c for c in node.nvme_for_bdf(bdf) if c.cmb is not None]
-        absent = "no p2pmem directory: no driver registered peer-to-peer memory on %s" % bdf
-        if cmbs and cmbs[0].cmb is not None:
-            reason = cmbs[0].cmb.why_not_published(cmbs[0].cmb_bar)
-            if reason:
-                absent += "; %s" % reason
-        return {"provider": bdf, "has_p2pmem": False, "published": False, "size": 0, "available": 0, "why": absent}
-    why: Optional[str] = None
-    if not fn.p2pmem.published:
-        why = "p2pmem is registered but not published: pci_p2pmem_find_many() and nvmet's p2pmem=1 skip it"
-        for ctrl in node.nvme_for_bdf(bdf):
-            reason = ctrl.cmb.why_not_published(ctrl.cmb_bar) if ctrl.cmb is not None else None
-            if reason:
-                why += "; %s" % reason
-    return {
-        "provider": bdf,
-        "has_p2pmem": True,
-        "published": fn.p2pmem.published,
-        "size": fn.p2pmem.size,
-        "available": fn.p2pmem.available,
-        "why": why,
-    }
+        pseudo = pseudo_cmb(node, fn)
+        if pseudo is not None:
+            why, fix = "%s%s has no p2pmem: %s" % (bdf, names, pseudo[0]), pseudo[1]
+        elif controllers and all(c.cmb is None for c in controllers):
+            why = "%s%s has no CMB (no cmbsz attribute), so nvme-pci registers no p2pmem" % (bdf, names)
+            fix = "use a provider with a Controller Memory Buffer that sets WDS and RDS (check 'nvme id-ctrl')"
+        elif cmb_reason:
+            why = "%s%s has no p2pmem: %s" % (bdf, names, cmb_reason)
+            fix = "use a controller whose CMB sets WDS and RDS and whose size and BAR are 2 MiB aligned"
+        else:
+            why = "%s%s has no p2pmem directory: no driver registered peer-to-peer memory on it" % (bdf, names)
+            fix = "check that the kernel has CONFIG_PCI_P2PDMA=y and that the device's driver is bound"
+        return dict(state, why=why, fix=fix)
+    state.update(published=fn.p2pmem.published, size=fn.p2pmem.size, available=fn.p2pmem.available)
+    if fn.p2pmem.published:
+        return dict(state, why=None, fix=None)
+    why = "%s%s registered p2pmem but did not publish it: pci_p2pmem_find_many() and nvmet's p2pmem=1 skip it" % (
+        bdf, names)
+    if cmb_reason:
+        why += "; %s" % cmb_reason
+    return dict(state, why=why, fix="use a controller whose CMBSZ sets both WDS and RDS")
 
 
-__all__ = ["MapType", "PairVerdict", "Verdict", "distance_many", "engine_for", "pair_verdict", "publication"]
+def require_provider(node: Node, name: str) -> str:
+    """The BDF of ``name`` if it has p2pmem; else a P2PError naming the providers there are."""
+    bdf = node.resolve(name)
+    state = publication(node, bdf)
+    if state["has_p2pmem"]:
+        return bdf
+    providers = [
+        "%s%s" % (fn.bdf, " (%s)" % ", ".join(c.name for c in node.nvme_for_bdf(fn.bdf)) if node.nvme_for_bdf(
+            fn.bdf) else "")
+        for fn in node.providers()
+    ]
+    fn = node.functions[bdf]
+    listing = "name one of the providers here: %s" % ", ".join(providers) if providers else \
+        "this node has no p2pmem provider"
+    label = name if name == bdf else "%s (%s)" % (name, bdf)
+    if not node.nvme_for_bdf(bdf):
+        raise P2PError("%s is not a p2pmem provider: %s has no p2pmem" % (label, _kind(fn)), fix=listing)
+    raise P2PError("%s is not a p2pmem provider: %s" % (label, state["why"]), fix="%s; %s" % (listing, state["fix"]))
+
+
+def _kind(fn: PciFunction) -> str:
+    if fn.is_vf:
+        return "a VF of %s" % fn.physfn
+    if fn.is_bridge:
+        return "a %s" % (fn.port_type or "bridge").replace("_", " ")
+    return "the device"
+
+
+__all__ = [
+    "MapType",
+    "PairVerdict",
+    "Verdict",
+    "acs_text",
+    "distance_many",
+    "engine_for",
+    "pair_verdict",
+    "pseudo_cmb",
+    "publication",
+    "require_provider",
+]

@@ -7,14 +7,13 @@ always carry the same facts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, PASS, WARN, human_bytes
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, PciFunction
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import KernelRules
-
-if TYPE_CHECKING:  # _checks uses human_bytes from here
-    from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import CheckResult
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import cpu_supports_p2pdma, rules_for
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType
 
 # Base class and subclass (the upper 16 bits of the class code), as pci.ids names them.
 _CLASS_NAMES = {
@@ -86,14 +85,6 @@ def class_name(class_code: Optional[int]) -> str:
     return named or "Class %04x" % (class_code >> 8)
 
 
-def human_bytes(value: int) -> str:
-    """Sizes as people read them: 64 MiB, 63.94 MiB, 512 bytes."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= size:
-            return "%.4g %s" % (value / size, unit)
-    return "%d bytes" % value
-
-
 class _Names:
     """Kernel device names (NVMe, namespaces, RDMA, netdevs) by the PCI function they sit on."""
 
@@ -127,7 +118,7 @@ def _function_view(node: Node, fn: PciFunction, names: _Names) -> dict:
         "port_type": fn.port_type,
         "driver": fn.driver,
         "physfn": fn.physfn,
-        "link": fn.link.to_dict(),
+        "link": dict(fn.link.to_dict(), text=fn.link.describe()),
         "acs": acs,
         "iommu_group": fn.iommu_group,
         "numa_node": fn.numa_node,
@@ -146,7 +137,7 @@ def _sorted(bdfs: Sequence[str]) -> List[str]:
 
 def topology_view(node: Node) -> dict:
     """The node as a nested tree: host bridges, then every function below its bridge."""
-    rules = KernelRules.for_release(node.kernel.release)
+    rules = rules_for(node)
     names = _Names(node)
     on_root_bus: Dict[str, List[str]] = {}
     for fn in node.functions.values():
@@ -175,9 +166,9 @@ def topology_view(node: Node) -> dict:
             "arch": kernel.arch,
             "cpu_vendor": kernel.cpu_vendor,
             "cpu_family": kernel.cpu_family,
-            "cpu_allows_host_bridge_p2p": KernelRules.cpu_supports_p2pdma(
-                kernel.arch, kernel.cpu_vendor, kernel.cpu_family
-            ),
+            "rules": rules.version_text,
+            "whitelist_entries": len(rules.whitelist),
+            "cpu_allows_host_bridge_p2p": cpu_supports_p2pdma(kernel),
             "iommu_in_use": kernel.iommu_in_use,
         },
         "host_bridges": host_bridges,
@@ -211,19 +202,12 @@ def _describe_function(view: dict) -> str:
         words.append("ACS-redirect:%s" % "+".join(acs["redirect"]))
     link = view["link"]
     if link["current_speed"] or link["max_speed"]:
-        current = _speed_width(link["current_speed"], link["current_width"])
-        words.append("link %s (max %s)" % (current, _speed_width(link["max_speed"], link["max_width"])))
+        words.append("link %s" % link["text"])
     if view["iommu_group"] is not None:
         words.append("iommu_group %d" % view["iommu_group"])
     if view["driver"]:
         words.append("driver %s" % view["driver"])
     return " ".join(words)
-
-
-def _speed_width(speed: Optional[float], width: Optional[int]) -> str:
-    if not speed and not width:
-        return "unknown"
-    return "%sGT/s x%s" % ("%g" % speed if speed else "?", width or "?")
 
 
 def _draw(views: List[dict], prefix: str, lines: List[str]) -> None:
@@ -237,9 +221,11 @@ def format_topology(view: dict) -> str:
     """The tree as text, like ``lspci -tv`` with the P2PDMA facts on each line."""
     kernel = view["kernel"]
     lines = [
-        "kernel %s, %s, CPU %s family %s: host-bridge paths %s, IOMMU %s"
+        "kernel %s (rules %s, %d whitelist entries), %s, CPU %s family %s: host-bridge paths %s, IOMMU %s"
         % (
             kernel["release"] or "unknown",
+            kernel["rules"],
+            kernel["whitelist_entries"],
             kernel["arch"] or "unknown arch",
             kernel["cpu_vendor"] or "unknown",
             kernel["cpu_family"] if kernel["cpu_family"] is not None else "?",
@@ -262,15 +248,46 @@ def format_topology(view: dict) -> str:
     return "\n".join(lines)
 
 
-def format_checks(results: Sequence[CheckResult]) -> str:
-    """The check results as a table: status, id and why, with the fix below each non-PASS."""
-    id_width = max([len("ID")] + [len(r.id) for r in results])
+def format_report(report: Mapping[str, Any]) -> str:
+    """A node report as text: the checks (fix below each non-PASS), the pairs judged, the counts."""
+    checks = report["checks"]
+    id_width = max([len("ID")] + [len(c["id"]) for c in checks])
     lines = ["%-6s %-*s %s" % ("STATUS", id_width, "ID", "WHY / FIX")]
     indent = " " * (7 + id_width + 1)
-    for result in results:
-        lines.append("%-6s %-*s %s" % (result.status, id_width, result.id, result.why))
-        if result.fix:
-            lines.append("%sfix: %s" % (indent, result.fix))
-    counts = {status: sum(1 for r in results if r.status == status) for status in ("PASS", "WARN", "FAIL")}
-    lines.append("%d PASS, %d WARN, %d FAIL" % (counts["PASS"], counts["WARN"], counts["FAIL"]))
+    for check in checks:
+        lines.append("%-6s %-*s %s" % (check["status"], id_width, check["id"], check["why"]))
+        if check["fix"]:
+            lines.append("%sfix: %s" % (indent, check["fix"]))
+        if check["accepted"]:
+            lines.append("%saccepted: %s" % (indent, check["accept_reason"]))
+    for check_id, reason in sorted(report["accept_unmatched"].items()):
+        lines.append("note: --accept %s (%s) matched no WARN" % (check_id, reason))
+    if report["pairs"]:
+        lines.append("")
+        lines.extend(format_matrix(report["pairs"]))
+        lines.append("")
+    counts = report["summary"]
+    line = "%d PASS, %d WARN, %d FAIL" % (counts[PASS], counts[WARN], counts[FAIL])
+    lines.append(line + (", %d WARN accepted" % counts["accepted"] if counts["accepted"] else ""))
     return "\n".join(lines)
+
+
+_CELL = {MapType.BUS_ADDR: "bus_addr", MapType.THRU_HOST_BRIDGE: "host_bridge"}
+
+
+def format_matrix(pairs: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Providers down, clients across; each cell the kernel's map type and distance, or "refused"."""
+    providers = list(dict.fromkeys(pair["provider"] for pair in pairs))
+    clients = list(dict.fromkeys(pair["client_name"] or pair["client"] or "?" for pair in pairs))
+    cells: Dict[tuple, str] = {}
+    for pair in pairs:
+        kind = _CELL.get(pair["map_type"])
+        cell = "%s %d" % (kind, pair["distance"]) if kind else "refused"
+        cells[(pair["provider"], pair["client_name"] or pair["client"] or "?")] = cell
+    first = max(len("PROVIDER \\ CLIENT"), *(len(p) for p in providers))
+    widths = [max(len(c), *(len(cells.get((p, c), "-")) for p in providers)) for c in clients]
+    rows = [["PROVIDER \\ CLIENT"] + clients] + [[p] + [cells.get((p, c), "-") for c in clients] for p in providers]
+    return [
+        "  ".join([row[0].ljust(first)] + [cell.ljust(width) for cell, width in zip(row[1:], widths)]).rstrip()
+        for row in rows
+    ]
