@@ -38,7 +38,7 @@ def snapshot(output: str, root_spec: str) -> None:
         if sys.stdout.isatty():
             raise P2PError(
                 "refusing to write a snapshot (a gzip'd tar) to a terminal",
-                fix="redirect stdout to a file or a pipe, e.g. 'p2pctl snapshot -o - | ssh HOST cat \\> node.tar.gz'",
+                fix="redirect stdout to a file or a pipe, e.g. 'ssh NODE sudo p2pctl snapshot -o - > NODE.tar.gz'",
             )
         manifest = write_snapshot_stream(root, sys.stdout.buffer)
         sys.stdout.buffer.flush()

@@ -10,7 +10,7 @@ The manifest lists every member: each file with its size and sha256, each symlin
 its target, each directory. Opening a snapshot reads the whole archive into a
 :class:`MemoryRoot` (nothing is unpacked to disk) and checks it against the manifest, so
 a truncated, altered or incomplete snapshot is refused instead of judged. Snapshots of
-format 1 (p2pctl 0.1) have no member list: only their gzip checksum and tar structure
+format 1 (earlier p2pctl) have no member list: only their gzip checksum and tar structure
 are checked.
 """
 
