@@ -82,9 +82,10 @@ class SysRoot:
 
     def _host_readlink(self, path: str) -> Optional[str]:
         try:
-            return os.readlink(self.host_path(_node_path(path)))
-        except OSError:
-            pass
+            return os.readlink(self.host_path(path))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                return None  # there, and not a symlink
         within = self._beside_links(path)
         if within is None:
             return None
