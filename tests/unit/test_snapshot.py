@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
@@ -261,10 +262,10 @@ def test_a_guest_snapshot_judges_in_memory_as_its_unpacked_tree(name, tmp_path):
     assert in_memory.label == archive
 
 
-def _tar_with(path, *members):
-    """A gzip'd tar with a valid manifest and the given (TarInfo, bytes) members."""
+def _tar_with(path, *members, manifest_text='{"format": 1}'):
+    """A gzip'd tar with a manifest (by default a format-1 one, which lists no members) and the given members."""
     with tarfile.open(path, "w:gz") as tar:
-        manifest = json.dumps({"format": 1}).encode()
+        manifest = manifest_text.encode()
         info = tarfile.TarInfo(MANIFEST_NAME)
         info.size = len(manifest)
         tar.addfile(info, io.BytesIO(manifest))
@@ -295,6 +296,21 @@ def _member(name, kind=tarfile.REGTYPE, linkname="", data=b""):
 def test_unsafe_members_are_refused(tmp_path, member, complaint):
     path = _tar_with(tmp_path / "evil.tar.gz", member)
     with pytest.raises(P2PError, match=complaint):
+        open_snapshot(path)
+
+
+@pytest.mark.parametrize(
+    "manifest_text, complaint",
+    [
+        ('{"format": 3}', "has format 3; this p2pctl reads formats 1, 2"),
+        ('{"format": 2}', "is damaged: its manifest p2pctl-snapshot.json lists no members"),
+        ('{"format": 2, "members": {', "is damaged: its manifest p2pctl-snapshot.json is not valid JSON"),
+        ("[]", "is damaged: its manifest p2pctl-snapshot.json has no format number"),
+    ],
+)
+def test_a_manifest_this_p2pctl_cannot_use_is_refused(tmp_path, manifest_text, complaint):
+    path = _tar_with(tmp_path / "odd.tar.gz", _member("proc/cmdline", data=b"quiet\n"), manifest_text=manifest_text)
+    with pytest.raises(P2PError, match=re.escape("snapshot %s %s" % (path, complaint))):
         open_snapshot(path)
 
 
