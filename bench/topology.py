@@ -6,11 +6,12 @@ suite's tree builder), then measures, on that same tree:
 
 - ``lspci -A linux-sysfs -O sysfs.path=<tree>/sys/bus/pci -tv`` (the reference),
 - ``p2pctl topology --root <tree> --json`` (both as fresh processes, best of N runs),
+- the same command on a ``p2pctl snapshot`` of the tree (``--root <snapshot>.tar.gz``),
 - every verdict of 64 providers x 4096 clients (pci_p2pdma_distance_many per provider),
   including reading the node, in this process.
 
-Prints both times and their ratio. Targets: topology no slower than 2x lspci,
-all-pairs under 1 s.
+Prints the times and their ratios. Targets: topology no slower than 2x lspci, the
+snapshot no slower than 2x the directory, all-pairs under 1 s.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, REPO)
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import write_snapshot  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import distance_many  # noqa: E402
 from tests.support.sysfs_tree import SysfsTree, fabric  # noqa: E402
 
@@ -77,6 +79,9 @@ def main() -> int:
 
         lspci_time = best_of(args.runs, [lspci, "-A", "linux-sysfs", "-O", "sysfs.path=%s/sys/bus/pci" % base, "-tv"])
         topology_time = best_of(args.runs, [p2pctl, "topology", "--root", base, "--json"])
+        snapshot = os.path.join(base, "snapshot.tar.gz")
+        write_snapshot(SysRoot(base), snapshot)
+        archive_time = best_of(args.runs, [p2pctl, "topology", "--root", snapshot, "--json"])
 
         start = time.perf_counter()
         node = read_node(SysRoot(base))
@@ -90,6 +95,9 @@ def main() -> int:
         print("lspci -tv:                %.3f s" % lspci_time)
         print("p2pctl topology --json:   %.3f s  (%.2fx lspci; target <= 2x: %s)"
               % (topology_time, ratio, _met(ratio <= 2)))
+        archive_ratio = archive_time / topology_time
+        print("the same from .tar.gz:    %.3f s  (%.2fx the directory, snapshot %d KiB; target <= 2x: %s)"
+              % (archive_time, archive_ratio, os.path.getsize(snapshot) >> 10, _met(archive_ratio <= 2)))
         print("all-pairs verdicts:       %.3f s for %d pairs (%d x %d); target < 1 s: %s"
               % (pairs_time, pairs, len(providers), len(clients), _met(pairs_time < 1)))
         print("reading the node once:    %.3f s (all-pairs with it: %.3f s)" % (read_time, pairs_time + read_time))

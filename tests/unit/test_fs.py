@@ -4,7 +4,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot, UnreadableError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import MemoryRoot, SysRoot, UnreadableError
 
 
 @pytest.fixture
@@ -17,7 +18,70 @@ def tree(tmp_path):
     (tmp_path / "sys/class/nvme").mkdir(parents=True)
     # An absolute target, as a snapshot of a hand-made tree might hold: it must stay inside the root.
     os.symlink("/sys/devices/pci0000:00/0000:00:04.0/0000:01:00.0", tmp_path / "sys/class/nvme/nvme0")
+    os.symlink("../../devices/pci0000:00/gone", tmp_path / "sys/class/nvme/nvme9")
+    os.symlink("../../../devices", tmp_path / "sys/bus/pci/all")
+    os.symlink("0000:01:00.0", tmp_path / "sys/devices/pci0000:00/0000:00:04.0/alias")
+    (dev / "driver").symlink_to("../../../../bus/pci/devices")
     return tmp_path
+
+
+def _memory_copy(base) -> MemoryRoot:
+    """The tree below ``base`` as a MemoryRoot, member by member as a snapshot holds it."""
+    root = MemoryRoot(str(base / "node.tar.gz"))
+    for directory, subdirs, files in os.walk(base):
+        node_dir = "/" + os.path.relpath(directory, base).lstrip(".")
+        for name in subdirs + files:
+            host, path = os.path.join(directory, name), os.path.join(node_dir, name)
+            if os.path.islink(host):
+                root.add_link(path, os.readlink(host))
+            elif os.path.isdir(host):
+                root.add_dir(path)
+            else:
+                with open(host, "rb") as handle:
+                    root.add_file(path, handle.read())
+    return root
+
+
+QUERIES = [
+    "/sys/bus/pci/devices/0000:01:00.0",
+    "/sys/bus/pci/devices/0000:01:00.0/vendor",
+    "/sys/class/nvme/nvme0/vendor",
+    "/sys/class/nvme/nvme0/driver",
+    "/sys/class/nvme/nvme0/driver/0000:01:00.0/vendor",
+    "/sys/class/nvme/nvme9",
+    "/sys/class/nvme/nvme9/vendor",
+    "/sys/bus/pci/all/pci0000:00/0000:00:04.0/alias/vendor",
+    "/sys/bus/pci/all/pci0000:00/0000:00:04.0/alias",
+    "/sys/bus/pci/all/../devices",
+    "/sys/devices/pci0000:00/0000:00:04.0",
+    "/sys/nothing/at/all",
+    "/sys",
+    "/",
+]
+
+
+@pytest.mark.parametrize("path", QUERIES)
+def test_memory_root_answers_as_the_directory_tree(tree, path):
+    on_disk, in_memory = SysRoot(str(tree)), _memory_copy(tree)
+    for ask in ("exists", "is_dir", "read_bytes", "listdir", "readlink", "realpath", "kind"):
+        assert getattr(in_memory, ask)(path) == getattr(on_disk, ask)(path), ask
+    assert in_memory.read_bytes(path, 4) == on_disk.read_bytes(path, 4)
+
+
+def test_memory_root_records_what_it_touches(tree):
+    root = _memory_copy(tree).recording()
+    assert root.realpath("/sys/class/nvme/nvme0/vendor") == "/sys/devices/pci0000:00/0000:00:04.0/0000:01:00.0/vendor"
+    assert root.touched == {"/sys", "/sys/class", "/sys/class/nvme", "/sys/class/nvme/nvme0", "/sys/devices",
+                            "/sys/devices/pci0000:00", "/sys/devices/pci0000:00/0000:00:04.0",
+                            "/sys/devices/pci0000:00/0000:00:04.0/0000:01:00.0",
+                            "/sys/devices/pci0000:00/0000:00:04.0/0000:01:00.0/vendor"}
+
+
+def test_memory_root_is_read_only(tree):
+    root = _memory_copy(tree)
+    with pytest.raises(P2PError, match="node.tar.gz is a snapshot read into memory: /sys/class/x has no file"):
+        root.mkdir("/sys/class/x")
+    assert not root.is_live and root.label == str(tree / "node.tar.gz")
 
 
 def test_realpath_resolves_relative_and_absolute_links_inside_root(tree):

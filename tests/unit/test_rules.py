@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import PASS, run_checks
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import rules_for
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, engine_for, pair_verdict
 from ansible_collections.p2pdma.storage.plugins.module_utils.views.text import format_topology, topology_view
