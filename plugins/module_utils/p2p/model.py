@@ -313,6 +313,10 @@ class NvmeController:
     namespaces: List[NvmeNamespace] = field(default_factory=list)
     sysfs_path: str = ""
 
+    @property
+    def is_pci(self) -> bool:
+        return self.transport == "pcie" and self.bdf is not None
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
