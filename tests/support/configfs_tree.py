@@ -10,6 +10,7 @@ unlinks go through unchanged, as the applier does them.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Dict, Optional
 
@@ -85,11 +86,15 @@ class KernelLikeWriter(ConfigfsWriter):
         kind = _kind(path)
         if kind is not None:
             host = self.root.host_path(path)
+            made = set(_ATTRS[kind]) | set(_GROUPS.get(kind, ()))
+            # configfs refuses the whole rmdir, touching nothing, when the object holds more than it made.
+            if set(os.listdir(host)) - made:
+                raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), host)
+            for group in _GROUPS.get(kind, ()):
+                if set(os.listdir(os.path.join(host, group))) - ({"1"} if group == "ana_groups" else set()):
+                    raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), host)
             if kind == "port":
                 self._drop_default(path + "/ana_groups/1")
-            for group in _GROUPS.get(kind, ()):
-                if os.listdir(os.path.join(host, group)):
-                    raise OSError(16, os.strerror(16), host)  # EBUSY, as configfs says for a populated group
             for group in _GROUPS.get(kind, ()):
                 os.rmdir(os.path.join(host, group))
             for name in _ATTRS[kind]:
