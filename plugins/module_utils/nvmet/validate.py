@@ -88,10 +88,10 @@ def validate(desired: Target, current: Target) -> None:
     }
     present_subsystems -= {s.nqn for s in desired.subsystems if s.state == ABSENT}
     for subsystem in desired.subsystems:
-        check_nqn(subsystem.nqn, "subsystem")
         if subsystem.nqn == DISCOVERY_NQN:
             raise P2PError("subsystem %s is the discovery NQN, which the kernel reserves" % subsystem.nqn,
                            fix="choose another NQN for the subsystem")
+        check_nqn(subsystem.nqn, "subsystem")
         if subsystem.state != ABSENT:
             _check_subsystem(subsystem, present_hosts)
     for port in desired.ports:
