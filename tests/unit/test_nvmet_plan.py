@@ -219,13 +219,16 @@ def test_allow_any_host_with_hosts_kept_linked_is_refused(tree):
         plan_for(tree, wanted)
 
 
-@pytest.mark.parametrize("key, value", [("serial", "other"), ("model", "other"), ("version", "2.0")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("serial", "other"), ("model", "other"), ("version", "2.0"), ("firmware", "1.0"), ("ieee_oui", "0x0")],
+)
 def test_identify_values_of_an_existing_subsystem_are_refused(tree, key, value):
-    """serial, model and version answer EINVAL once a host identified; configfs cannot tell, so never change."""
+    """These answer EINVAL once a host identified the subsystem; configfs cannot tell when, so never change them."""
     converge(tree, declaration())
     wanted = declaration()
     wanted["subsystems"][0]["attr"][key] = value
-    with pytest.raises(P2PError, match="subsystem %s: %s is .* freezes serial, model and version" % (S1, key)):
+    with pytest.raises(P2PError, match="subsystem %s: %s is .* freezes the Identify values" % (S1, key)):
         plan_for(tree, wanted)
 
 

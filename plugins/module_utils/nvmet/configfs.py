@@ -22,6 +22,8 @@ from typing import List, Optional
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import (
+    SECRET_KEYS,
+    SECRET_MASK,
     AnaGroup,
     Host,
     Namespace,
@@ -160,7 +162,8 @@ class Action:
     def to_dict(self) -> dict:
         out = {"op": self.op, "path": self.path, "why": self.why}
         if self.value is not None:
-            out["value"] = self.value
+            secret = any(self.path.endswith("/dhchap_" + key) for key in SECRET_KEYS)
+            out["value"] = SECRET_MASK if secret and self.value else self.value
         if self.target is not None:
             out["target"] = self.target
         return out

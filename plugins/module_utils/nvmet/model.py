@@ -28,6 +28,9 @@ NS_DISABLED_ONLY = ("device_path", "device_uuid", "device_nguid", "p2pmem", "buf
 P2PMEM_AUTO = "auto"
 P2PMEM_NONE = "none"
 P2PMEM_KERNEL = {P2PMEM_AUTO: "1", P2PMEM_NONE: "0"}
+# DH-HMAC-CHAP secrets: shown masked in diffs and actions (configfs itself shows them to root).
+SECRET_KEYS = ("key", "ctrl_key")
+SECRET_MASK = "********"
 
 
 @dataclass
@@ -36,9 +39,12 @@ class Host:
     dhchap: Dict[str, Optional[str]] = field(default_factory=dict)  # key, ctrl_key, hash, dhgroup
     state: str = PRESENT
 
-    def to_dict(self) -> dict:
+    def to_dict(self, hide_secrets: bool = False) -> dict:
         out: Dict[str, Any] = {"nqn": self.nqn}
-        dhchap = {k: v for k, v in sorted(self.dhchap.items()) if v is not None}
+        dhchap = {
+            k: SECRET_MASK if hide_secrets and k in SECRET_KEYS and v else v
+            for k, v in sorted(self.dhchap.items()) if v is not None
+        }
         if dhchap:
             out["dhchap"] = dhchap
         return out
@@ -153,10 +159,10 @@ class Target:
     def copy(self) -> Target:
         return copy.deepcopy(self)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, hide_secrets: bool = False) -> dict:
         """nvmetcli's dump() shape, sorted so that two dumps of one state compare equal."""
         return {
-            "hosts": [h.to_dict() for h in sorted(self.hosts, key=lambda h: h.nqn)],
+            "hosts": [h.to_dict(hide_secrets) for h in sorted(self.hosts, key=lambda h: h.nqn)],
             "ports": [p.to_dict() for p in sorted(self.ports, key=lambda p: p.portid)],
             "subsystems": [s.to_dict() for s in sorted(self.subsystems, key=lambda s: s.nqn)],
         }
@@ -269,6 +275,8 @@ __all__ = [
     "P2PMEM_KERNEL",
     "P2PMEM_NONE",
     "PRESENT",
+    "SECRET_KEYS",
+    "SECRET_MASK",
     "Port",
     "Subsystem",
     "Target",

@@ -12,7 +12,7 @@ The kernel's rules (drivers/nvme/target/configfs.c, 6.1 to 6.12) fix the order:
   its links are dropped and relinked around the writes, and only when something changes;
 - a namespace's device_*, p2pmem and buffered_io change only while it is disabled
   (EBUSY / EINVAL): only a namespace whose such value changes is disabled and re-enabled;
-- serial, model and version are frozen after the first Identify (EINVAL), and we cannot
+- serial, model, version, ieee_oui and firmware are frozen after the first Identify (EINVAL), and we cannot
   tell from configfs whether a host has identified: they change only on a new subsystem;
 - ANA group 1 is the port's default group (EPERM on rmdir); others are 2..128.
 
@@ -55,7 +55,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate impo
 
 # The order the kernel needs: trtype resets tsas, so it goes first.
 ADDR_ORDER = ("trtype", "adrfam", "traddr", "trsvcid", "treq", "tsas")
-FROZEN_SUBSYSTEM_ATTRS = ("serial", "model", "version")
+# Identify data the kernel freezes once a host has discovered the subsystem (EINVAL).
+FROZEN_SUBSYSTEM_ATTRS = ("serial", "model", "version", "ieee_oui", "firmware")
 NS_ATTR_ORDER = ("device_path", "device_uuid", "device_nguid", "ana_grpid", "buffered_io", "p2pmem")
 
 
@@ -291,8 +292,9 @@ class _Planner:
                 continue
             if key in FROZEN_SUBSYSTEM_ATTRS and not new:
                 raise P2PError(
-                    "subsystem %s: %s is %r and cannot become %r: the kernel freezes serial, model and version "
-                    "once a host has identified the subsystem (EINVAL)" % (subsystem.nqn, key, old, value),
+                    "subsystem %s: %s is %r and cannot become %r: the kernel freezes the Identify values (%s) once "
+                    "a host has identified the subsystem (EINVAL)"
+                    % (subsystem.nqn, key, old, value, ", ".join(FROZEN_SUBSYSTEM_ATTRS)),
                     fix="keep %s: %s, or remove the subsystem (state: absent) and create it again" % (key, old),
                 )
             plan.add(_write("%s/attr_%s" % (path, key), value, "subsystem %s %s" % (subsystem.nqn, key),
