@@ -83,9 +83,11 @@ options:
             type: str
             choices: [rdma, tcp, loop, fc]
           adrfam:
-            description: The address family; it must suit I(trtype).
+            description:
+              - The address family; it must suit I(trtype).
+              - An empty value, as nvmetcli saves a loop port's, leaves it unset.
             type: str
-            choices: [ipv4, ipv6, ib, fc, loop]
+            choices: [ipv4, ipv6, ib, fc, loop, ""]
           traddr:
             description: The address to listen on (an IP address of the I(adrfam) for tcp and rdma).
             type: str
@@ -451,7 +453,7 @@ ARGUMENT_SPEC = {
         "portid": {"type": "int", "required": True},
         "addr": {"type": "dict", "default": {}, "options": {
             "trtype": {"type": "str", "choices": ["rdma", "tcp", "loop", "fc"]},
-            "adrfam": {"type": "str", "choices": ["ipv4", "ipv6", "ib", "fc", "loop"]},
+            "adrfam": {"type": "str", "choices": ["ipv4", "ipv6", "ib", "fc", "loop", ""]},
             "traddr": TEXT,
             "trsvcid": TEXT,
             "treq": {"type": "str", "choices": ["not specified", "required", "not required"]},

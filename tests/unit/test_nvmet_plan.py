@@ -343,3 +343,31 @@ def test_every_action_knows_how_to_undo_itself(tree):
     assert all(isinstance(u, Action) for undo in undone.values() for u in undo)
     assert undone[CFG + "/ports/1/addr_trsvcid"][0].value == "4420"
     assert undone["%s/subsystems/%s/namespaces/2/device_path" % (CFG, S1)][0].value == "/dev/nvme1n1"
+
+
+def test_an_nvmetcli_dump_of_a_loop_target_is_pasted_and_converges(tree):
+    """nvmetcli saves unset loop address fields as "" and every attribute it found; the paste must work twice."""
+    saved = {
+        "hosts": [],
+        "ports": [{
+            "addr": {"adrfam": "", "traddr": "", "treq": "not specified", "trsvcid": "", "trtype": "loop"},
+            "ana_groups": [{"ana": {"state": "optimized"}, "grpid": 1}],
+            "param": {"inline_data_size": "-1", "pi_enable": "0"},
+            "portid": 3, "referrals": [], "subsystems": [S2],
+        }],
+        "subsystems": [{
+            "allowed_hosts": [],
+            "attr": {"allow_any_host": "1", "cntlid_max": "65519", "cntlid_min": "1", "model": "Linux",
+                     "pi_enable": "0", "qid_max": "128", "serial": "0c2a64a3ab3b9b2f", "version": "1.3"},
+            "namespaces": [{
+                "ana_grpid": 1, "enable": 1, "nsid": 1,
+                "device": {"nguid": "00000000-0000-0000-0000-000000000000", "path": "/dev/nvme0n1",
+                           "uuid": "2c0ee6d5-7c1c-4a35-8f9b-1d1bb6b0e1f5"},
+            }],
+            "nqn": S2,
+        }],
+    }
+    plan = converge(tree, saved)
+    assert "write ports/3/addr_trtype=loop" in ops(plan)
+    assert not any(a.path.endswith(("addr_adrfam", "addr_traddr", "addr_trsvcid")) for a in plan.actions)
+    assert plan_for(tree, saved).actions == []

@@ -23,7 +23,7 @@ half-way can be rolled back (configfs.apply_actions).
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import (
@@ -109,7 +109,7 @@ class _Planner:
         )
         self.removed_ports = self._removed([p.portid for p in current.ports], desired.ports, lambda p: p.portid)
 
-    def _removed(self, existing: list, declared: list, key) -> set:  # type: ignore[no-untyped-def]
+    def _removed(self, existing: list, declared: list, key: Callable[[Any], Any]) -> set:
         names = {key(item) for item in declared}
         gone = {key(item) for item in declared if item.state == ABSENT} & set(existing)
         if self.purge:

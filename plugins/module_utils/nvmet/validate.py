@@ -41,7 +41,8 @@ _FC_ADDR_RE = re.compile(r"^nn-0x[0-9a-fA-F]{16}:pn-0x[0-9a-fA-F]{16}$")
 _DHCHAP_KEY_RE = re.compile(r"^DHHC-1:0[0-3]:[A-Za-z0-9+/]+={0,2}:$")
 
 TRTYPES = ("rdma", "tcp", "loop", "fc")
-ADRFAMS = {"rdma": ("ipv4", "ipv6", "ib"), "tcp": ("ipv4", "ipv6"), "fc": ("fc",), "loop": ("loop", "")}
+# nvmetcli saves a loop port's unset adrfam, traddr, trsvcid and tsas as "": empty means "not set" here.
+ADRFAMS = {"rdma": ("ipv4", "ipv6", "ib"), "tcp": ("ipv4", "ipv6"), "fc": ("fc",), "loop": ("loop",)}
 TREQ = ("not specified", "required", "not required")
 TSAS = {"tcp": ("none", "tls1.3"), "rdma": ("connected", "datagram")}
 ANA_STATES = ("optimized", "non-optimized", "inaccessible", "persistent-loss", "change")
@@ -205,9 +206,9 @@ def _check_port(port: Port, present_subsystems: Set[str]) -> None:
         raise P2PError("%s has no addr.trtype" % name, fix="set addr.trtype to one of %s" % ", ".join(TRTYPES))
     _choice("%s: trtype" % name, trtype, TRTYPES)
     adrfam = addr.get("adrfam")
-    if adrfam is not None and adrfam not in ADRFAMS[trtype]:
+    if adrfam and adrfam not in ADRFAMS[trtype]:
         raise P2PError("%s: adrfam %r does not go with trtype %s" % (name, adrfam, trtype),
-                       fix="use adrfam %s" % " or ".join(a or "''" for a in ADRFAMS[trtype]))
+                       fix="use adrfam %s" % " or ".join(ADRFAMS[trtype]))
     traddr = addr.get("traddr")
     if trtype in ("tcp", "rdma") and adrfam in ("ipv4", "ipv6"):
         if traddr is None:
@@ -220,7 +221,7 @@ def _check_port(port: Port, present_subsystems: Set[str]) -> None:
         if ip.version != (4 if adrfam == "ipv4" else 6):
             raise P2PError("%s: traddr %s is not an %s address" % (name, traddr, adrfam),
                            fix="match adrfam and traddr")
-    if trtype == "fc" and traddr is not None and not _FC_ADDR_RE.match(traddr):
+    if trtype == "fc" and traddr and not _FC_ADDR_RE.match(traddr):
         raise P2PError("%s: traddr %r is not an FC address" % (name, traddr), fix="nn-0x<16 hex>:pn-0x<16 hex>")
     trsvcid = addr.get("trsvcid")
     valid_port = trsvcid is not None and trsvcid.isdigit() and 1 <= int(trsvcid) <= 65535
@@ -229,7 +230,7 @@ def _check_port(port: Port, present_subsystems: Set[str]) -> None:
                        fix="use 4420, the NVMe-oF port (8009 for discovery)")
     _choice("%s: treq" % name, addr.get("treq"), TREQ)
     tsas = addr.get("tsas")
-    if tsas is not None:
+    if tsas:
         _choice("%s: tsas for %s" % (name, trtype), tsas, TSAS.get(trtype, ()))
     for group in port.ana_groups:
         if not 1 <= group.grpid <= ANA_GRPID_MAX:
