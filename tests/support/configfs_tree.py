@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import uuid
 from typing import Dict, Optional
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import (
@@ -23,7 +24,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs impo
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
 
-# Attribute files and the values a fresh object shows (6.12, CONFIG_NVME_TARGET_AUTH and CONFIG_PCI_P2PDMA on).
+# Attribute files and the values a fresh object shows (6.12, CONFIG_NVME_TARGET_AUTH and CONFIG_PCI_P2PDMA on;
+# checked against Debian's 6.12.117 on a lab node, where the transports later set a port's param_* on enable).
 HOST_ATTRS = {"dhchap_key": "", "dhchap_ctrl_key": "", "dhchap_hash": "hmac(sha256)", "dhchap_dhgroup": "null"}
 PORT_ATTRS = {
     "addr_adrfam": "", "addr_traddr": "", "addr_treq": "not specified", "addr_trsvcid": "", "addr_trtype": "",
@@ -76,6 +78,8 @@ class KernelLikeWriter(ConfigfsWriter):
         if kind is None:
             return
         for name, value in _ATTRS[kind].items():
+            if kind == "namespace" and name == "device_uuid":
+                value = str(uuid.uuid4())  # nvmet_ns_alloc() gives every new namespace a random UUID
             self.root.write_text("%s/%s" % (path, name), value + "\n" if value else "")
         for group in _GROUPS.get(kind, ()):
             os.mkdir(self.root.host_path("%s/%s" % (path, group)))

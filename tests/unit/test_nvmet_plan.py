@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import pytest
@@ -371,3 +372,28 @@ def test_an_nvmetcli_dump_of_a_loop_target_is_pasted_and_converges(tree):
     assert "write ports/3/addr_trtype=loop" in ops(plan)
     assert not any(a.path.endswith(("addr_adrfam", "addr_traddr", "addr_trsvcid")) for a in plan.actions)
     assert plan_for(tree, saved).actions == []
+
+
+def drop_p2pmem_attributes(tree: ConfigfsTree) -> None:
+    """What a kernel without CONFIG_PCI_P2PDMA shows: namespaces without a p2pmem file (Debian's stock 6.12)."""
+    for subsystem in read_target(tree.root).subsystems:
+        for ns in subsystem.namespaces:
+            os.unlink(tree.root.host_path("%s/subsystems/%s/namespaces/%d/p2pmem" % (CFG, subsystem.nqn, ns.nsid)))
+
+
+@pytest.mark.parametrize("p2pmem", ["auto", "0000:03:00.0"])
+def test_p2pmem_on_a_kernel_without_p2pdma_is_refused(tree, p2pmem):
+    converge(tree, declaration())
+    drop_p2pmem_attributes(tree)
+    wanted = declaration()
+    wanted["subsystems"][0]["namespaces"].append({"nsid": 3, "device": {"path": "/dev/nvme2n1"}, "p2pmem": p2pmem})
+    with pytest.raises(P2PError, match="namespace 3: p2pmem %s needs a kernel with CONFIG_PCI_P2PDMA" % p2pmem):
+        plan_for(tree, wanted)
+
+
+def test_p2pmem_none_on_a_kernel_without_p2pdma_writes_nothing(tree):
+    converge(tree, declaration())
+    drop_p2pmem_attributes(tree)
+    wanted = declaration()
+    wanted["subsystems"][0]["namespaces"][0]["p2pmem"] = "none"
+    assert plan_for(tree, wanted).actions == []

@@ -44,6 +44,11 @@ class P2PJudge:
             self._node = read_node(self.root)
         return self._node
 
+    def kernel_has_p2pdma(self) -> bool:
+        """Whether namespaces get a p2pmem attribute: CONFIG_PCI_P2PDMA, assumed when the config is unknown."""
+        kernel = self.node.kernel
+        return kernel.config_source is None or kernel.config_value("CONFIG_PCI_P2PDMA") == "y"
+
     def kernel_value(self, what: str, word: str) -> str:
         """What to write to the p2pmem file: auto -> 1, none -> 0, a controller -> its BDF."""
         if word in P2PMEM_KERNEL:

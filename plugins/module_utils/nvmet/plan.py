@@ -328,6 +328,15 @@ class _Planner:
             plan.add(Action(MKDIR, path, "%s is added" % what))
             current = Namespace(nsid=ns.nsid, enable=False)
             after.namespaces.append(current)
+        if wanted["p2pmem"] is not None and not self._has_p2pmem_attr(after, current, new):
+            if wanted["p2pmem"] != P2PMEM_KERNEL[P2PMEM_NONE]:
+                raise P2PError(
+                    "%s: p2pmem %s needs a kernel with CONFIG_PCI_P2PDMA; this kernel gives namespaces no p2pmem "
+                    "attribute" % (what, ns.p2pmem),
+                    fix="boot a P2PDMA kernel (the collection's kernel_build and kernel_boot), or set p2pmem: none",
+                )
+            # Without the attribute every buffer comes from system memory, which is what none asks for.
+            wanted["p2pmem"] = None
         old = _ns_values(current)
         changed = [k for k in NS_ATTR_ORDER if wanted[k] is not None and wanted[k] != old[k]]
         needs_disable = bool(current.enable) and any(k in NS_DISABLED_ONLY for k in changed)
@@ -346,6 +355,15 @@ class _Planner:
             plan.add(_write(path + "/enable", "1" if enable else "0", "%s is %s" % (
                 what, "enabled" if enable else "disabled"), "0" if enable else "1"))
             current.enable = enable
+
+    def _has_p2pmem_attr(self, subsystem: Subsystem, current: Namespace, new: bool) -> bool:
+        """configfs shows p2pmem on every namespace, or on none (CONFIG_PCI_P2PDMA): ask one that exists."""
+        if not new:
+            return current.p2pmem is not None
+        existing = [n for s in self.current.subsystems for n in s.namespaces]
+        if existing:
+            return existing[0].p2pmem is not None
+        return self.judge.kernel_has_p2pdma()
 
     def _check_enable(self, what: str, ns: Namespace, wanted: Dict[str, Optional[str]]) -> None:
         device = wanted["device_path"] or ""
