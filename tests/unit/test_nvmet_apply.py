@@ -37,8 +37,10 @@ def plan(tree: ConfigfsTree, wanted: dict, state: str = "present"):  # type: ign
 
 
 def bigger() -> dict:
-    """Touches every kind of object: a new host and subsystem, a namespace change, new links, a port change."""
+    """Touches every kind of object: a host's first key, a new host and subsystem, a namespace change, new links,
+    a port change."""
     wanted = declaration()
+    wanted["hosts"][0]["dhchap"] = {"key": "DHHC-1:00:ia6zGodOr4SEG0Zzaw398rpY0wqipUWj4jWjUh4HWUz6aQ2n:"}
     wanted["hosts"].append({"nqn": H2})
     wanted["subsystems"][0]["allowed_hosts"] = [H1, H2]
     wanted["subsystems"][0]["namespaces"][1]["device"]["path"] = "/dev/nvme2n1"

@@ -43,6 +43,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import 
     NS_DISABLED_ONLY,
     P2PMEM_KERNEL,
     P2PMEM_NONE,
+    SECRET_KEYS,
     AnaGroup,
     Host,
     Namespace,
@@ -70,8 +71,10 @@ class Plan:
         self.actions.append(action)
 
 
-def _write(path: str, value: str, why: str, old: Optional[str]) -> Action:
-    undo = [Action(WRITE, path, "roll back: " + why, value=old, undo=[])] if old not in (None, "") else []
+def _write(path: str, value: str, why: str, old: Optional[str], empty_clears: bool = False) -> Action:
+    """A write whose undo puts ``old`` back; most attributes refuse "", a DH-HMAC-CHAP secret is cleared by it."""
+    restorable = old is not None and (old != "" or empty_clears)
+    undo = [Action(WRITE, path, "roll back: " + why, value=old, undo=[])] if restorable else []
     return Action(WRITE, path, why, value=value, undo=undo)
 
 
@@ -264,7 +267,7 @@ class _Planner:
         for key, value in sorted(host.dhchap.items()):
             if value is not None and current.dhchap.get(key) != value:
                 plan.add(_write("%s/dhchap_%s" % (path, key), value, "host %s dhchap %s" % (host.nqn, key),
-                                current.dhchap.get(key)))
+                                current.dhchap.get(key), empty_clears=key in SECRET_KEYS))
                 current.dhchap[key] = value
 
     def _subsystem(self, subsystem: Subsystem) -> None:
