@@ -9,7 +9,9 @@ Writing a BDF without published p2pmem fails at once with ENODEV.
 
 ``auto`` is predicted with pci_p2pmem_find_many()'s rule: among the published providers
 whose pci_p2pdma_distance_many() is not negative, the smallest distance wins and ties
-are broken at random, so every tied provider is reported.
+are broken at random, so every tied provider is reported. This is the choice enable
+checks; when a host connects, nvmet-rdma asks pci_p2pmem_find_many() again with the RDMA
+device as a second client (nvmet_p2pmem_ns_add_p2p()), and that pick is not judged here yet.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ class P2PJudge:
             )
         nearest = min(distances.values())
         tied: List[str] = sorted(bdf for bdf, dist in distances.items() if dist == nearest)
-        reason = "pci_p2pmem_find_many() takes the nearest published provider (distance %d)" % nearest
+        reason = "pci_p2pmem_find_many() takes the nearest published provider (distance %d); at connect " \
+            "nvmet-rdma picks again with the RDMA device as a second client" % nearest
         if len(tied) > 1:
             reason += "; %d are tied and the kernel picks one at random" % len(tied)
         return {
