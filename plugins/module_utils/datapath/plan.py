@@ -303,8 +303,6 @@ def plan_copy(
     if size % mmap.PAGESIZE:
         raise P2PError("size %d is not a multiple of the page size (%d): p2pmem is mapped in whole pages"
                        % (size, mmap.PAGESIZE), fix="round the size to a multiple of %d" % mmap.PAGESIZE)
-    for disk, role in zip(disks, ("source", "destination")):
-        _check_extent(disk, size, offset, role)
     if size > state["available"]:
         raise P2PError(
             "size %d is larger than the %d bytes of p2pmem available on %s (of %d)"
@@ -312,6 +310,8 @@ def plan_copy(
             fix="give --size %d or less; NVMe submission queues in the CMB take part of it "
             "(boot with nvme.use_cmb_sqes=0 to keep it all for peer-to-peer use)" % state["available"],
         )
+    for disk, role in zip(disks, ("source", "destination")):
+        _check_extent(disk, size, offset, role)
     forced_over: List[str] = []
     if dst is not None:
         reasons = _destination_refusals(node.root, dst)
