@@ -45,17 +45,26 @@ def bar_range(resource_text: str, index: int = CMB_BAR) -> Tuple[int, int]:
     return start, end
 
 
+def _event(line: str) -> Optional[Tuple[int, int]]:
+    """(address, length) of a pci_nvme_map_addr trace line; None for other lines."""
+    match = _MAP_ADDR_RE.search(line)
+    return None if match is None else (int(match.group(1), 16), int(match.group(2)))
+
+
+def _inside(event: Tuple[int, int], first: int, last: int) -> bool:
+    return first <= event[0] and event[0] + event[1] - 1 <= last
+
+
 def dma_inside(trace_lines: Sequence[str], first: int, last: int) -> Dict[str, int]:
     """How many pci_nvme_map_addr events (and bytes) fell inside [first, last], and outside."""
     counts = {"events_inside": 0, "bytes_inside": 0, "events_outside": 0, "bytes_outside": 0}
     for line in trace_lines:
-        match = _MAP_ADDR_RE.search(line)
-        if match is None:
+        event = _event(line)
+        if event is None:
             continue
-        address, length = int(match.group(1), 16), int(match.group(2))
-        where = "inside" if first <= address and address + length - 1 <= last else "outside"
+        where = "inside" if _inside(event, first, last) else "outside"
         counts["events_" + where] += 1
-        counts["bytes_" + where] += length
+        counts["bytes_" + where] += event[1]
     return counts
 
 
@@ -96,6 +105,8 @@ def summarize(keep: Path, trace_lines: List[str]) -> dict:
         raise P2PError("the guest did not run %s" % ", ".join(missing),
                        fix="see %s (setup.log, console.log)" % keep)
     first, last = bar_range(_read(keep, "cmb0-resource"))
+    in_bar = [line for line in trace_lines if (event := _event(line)) is not None and _inside(event, first, last)]
+    (keep / "trace-in-cmb0-bar.txt").write_text("".join(line + "\n" for line in in_bar))
     copy = json.loads(_read(keep, "copy.out") or "null")
     readonly = json.loads(_read(keep, "readonly.out") or "null")
     summary = {

@@ -234,7 +234,7 @@ def _tool(name: str) -> str:
 def test_ext4_made_by_mkfs_is_found_and_refused(lab):
     subprocess.run([_tool("mkfs.ext4"), "-q", "-F", lab.root.host_path("/dev/nvme1n1")], check=True)
     assert find_signatures(lab.read("nvme1n1", 0, 128 * 1024)) == ["ext2/3/4 filesystem (magic 0xEF53 at byte 1080)"]
-    assert "carries a ext2/3/4 filesystem" in _refusal(lab.plan).message
+    assert "carries a signature: ext2/3/4 filesystem" in _refusal(lab.plan).message
 
 
 @pytest.mark.parametrize("label, expected", [
@@ -409,4 +409,4 @@ def test_module_check_mode_writes_nothing_and_the_copy_is_verified(tmp_path):
     assert copied["p2p_used"] is False  # a regular file stood in for p2pmem/allocate
     assert lab.read("nvme1n1", 0, 2 * MIB) == payload
     assert refused["failed"] is True
-    assert "carries a ext2/3/4 filesystem" in refused["msg"]
+    assert "carries a signature: ext2/3/4 filesystem" in refused["msg"]

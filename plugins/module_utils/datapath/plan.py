@@ -268,7 +268,7 @@ def _destination_refusals(root: SysRoot, disk: Disk) -> List[str]:
     if head is None:
         raise P2PError("destination %s has no device node %s" % (disk.name, disk.device),
                        fix="check that udev created %s, or name the device as /dev lists it" % disk.device)
-    reasons += ["%s carries a %s" % (disk.device, found) for found in find_signatures(head)]
+    reasons += ["%s carries a signature: %s" % (disk.device, found) for found in find_signatures(head)]
     return reasons
 
 
