@@ -14,6 +14,7 @@ import click
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from p2pctl import debian_packages
 from p2pctl.commands.check import check
+from p2pctl.commands.datapath import datapath
 from p2pctl.commands.distance import distance
 from p2pctl.commands.kernel import kernel
 from p2pctl.commands.lab import lab
@@ -58,6 +59,7 @@ cli.add_command(snapshot)
 cli.add_command(topology)
 cli.add_command(distance)
 cli.add_command(check)
+cli.add_command(datapath)
 
 
 def main() -> None:
