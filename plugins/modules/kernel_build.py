@@ -18,7 +18,7 @@ description:
     hash covers the source, the patches and the resolved config, and writes C(provenance.json) beside the packages.
   - A build whose provenance file and packages exist is not rebuilt, and the task reports no change.
 author:
-  - p2pdma.storage developers
+  - p2pdma.storage maintainers (@p2pdma)
 options:
   version:
     description: Kernel series C(X.Y); picks Debian's C(linux-source-X.Y) when I(source=debian).
@@ -80,9 +80,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Computes the same actions and returns them without running any.
     details: Configures and verifies in a scratch directory to tell whether a build is needed; builds nothing.
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - p2pdma.storage.attributes
+  - p2pdma.storage.attributes.changes
 notes:
   - Needs the kernel build dependencies (C(build-essential bc bison flex libelf-dev libssl-dev dwarves ccache
     fakeroot debhelper rsync)); the C(p2pdma.storage.kernel_build) role installs them.

@@ -25,7 +25,7 @@ description:
   - When an action fails half-way, the actions already done are undone in reverse, so configfs is left as before.
   - Objects that are not declared are left alone unless I(purge=true).
 author:
-  - p2pdma.storage developers (@p2pdma)
+  - p2pdma.storage maintainers (@p2pdma)
 options:
   hosts:
     description:

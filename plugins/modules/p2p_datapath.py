@@ -25,7 +25,7 @@ description:
   - Without O(destination) only the read half runs, and the bytes that landed in p2pmem are checked against the
     source.
 author:
-  - p2pdma.storage developers (@p2pdma-storage)
+  - p2pdma.storage maintainers (@p2pdma)
 options:
   source:
     description:
@@ -205,7 +205,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.plan impor
     parse_size,
     plan_copy,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root  # noqa: E402
 
 

@@ -31,7 +31,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.plan impor
     plan_copy,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from tests.support.nodes import CMB_16M, PUBLISHED_16M
 from tests.support.sysfs_tree import SysfsTree

@@ -15,7 +15,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.link impor
     narrowest,
     transfer_path,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import MapType, distance_many
 from tests.support.nodes import CMB_16M, PUBLISHED_16M

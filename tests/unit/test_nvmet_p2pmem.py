@@ -16,7 +16,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import 
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.p2pmem import P2PJudge
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.plan import Plan, plan_target
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_snapshot
 from tests.support.configfs_tree import ConfigfsTree
 

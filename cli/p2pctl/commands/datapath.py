@@ -9,7 +9,7 @@ import click
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.copy import run_copy
 from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.plan import parse_size, plan_copy
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
 from p2pctl.commands.common import echo_json, json_option, root_option
 

@@ -26,8 +26,9 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import 
     P2PMEM_KERNEL,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node, read_node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import distance_many, publication
 
 _CONTROLLER_RE = re.compile(r"^nvme\d+$")
