@@ -100,13 +100,43 @@ def test_inventory_lists_only_running_nodes_with_what_ansible_needs(lab_cache: P
     assert hosts["alive"]["ansible_port"] == 40022
     assert hosts["alive"]["ansible_user"] == "root"
     assert hosts["alive"]["ansible_ssh_private_key_file"] == str(lab_cache / "lab" / "id_ed25519")
-    assert "StrictHostKeyChecking=no" in hosts["alive"]["ansible_ssh_common_args"]
-    assert hosts["alive"]["p2plab_topology"] == "switch"
+    assert hosts["alive"]["ansible_ssh_common_args"] == "-F %s" % (lab_cache / "lab" / "ssh_config")
+    assert "ServerAliveInterval 15" in (lab_cache / "lab" / "ssh_config").read_text()
     assert hosts["alive"]["kernel_install_serial_log"] == str(running.serial_log)
     # The lab kernel is the small built-in one, from a fragment that exists in this checkout.
     assert inventory["vars"]["kernel_build_config_base"] == "tinyconfig"
     assert all(Path(fragment).is_file() for fragment in inventory["vars"]["kernel_build_extra_fragments"])
-    assert inventory["vars"]["kernel_install_package_dir"] == inventory["vars"]["kernel_build_fetch_dir"]
+
+
+# Ansible's own connection variables: the only ones a lab inventory may use besides the roles' documented ones.
+ANSIBLE_CONNECTION_VARIABLES = {
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_python_interpreter",
+}
+
+
+def documented_role_variables() -> set:
+    roles = Path(__file__).resolve().parents[2] / "roles"
+    return {
+        name
+        for spec in roles.glob("*/meta/argument_specs.yml")
+        for entry in yaml.safe_load(spec.read_text())["argument_specs"].values()
+        for name in entry["options"]
+    }
+
+
+@pytest.mark.parametrize("topology", sorted(PRESETS))
+def test_the_lab_inventory_uses_only_documented_variables(topology: str) -> None:
+    node = make_node("n", topology=topology, port=40025)
+    with running_as_qemu(node):
+        inventory = Lab().inventory()["all"]
+    hosts = inventory["children"]["p2plab"]["hosts"].values()
+    used = set(inventory["vars"]) | {name for host in hosts for name in host}
+    assert used - ANSIBLE_CONNECTION_VARIABLES - documented_role_variables() == set()
 
 
 def test_a_pseudo_cmb_node_tells_kernel_install_which_device_needs_the_quirk(lab_cache: Path) -> None:

@@ -15,15 +15,10 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
+from p2pctl.lab.ssh import ensure_ssh_config, ssh_config_path
 from p2pctl.lab.topologies import get_topology
 
 INVENTORY_GROUP = "p2plab"
-# Keepalives: a guest that reboots under QEMU's user networking never resets the old TCP connection,
-# so an SSH client or ControlPersist master open across the reboot would otherwise wait forever.
-SSH_COMMON_ARGS = (
-    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-    " -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
-)
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,6 @@ def lab_vars() -> Dict[str, Any]:
     Debian config would take hours on a laptop or CI machine.
     """
     configs = kernel_src() / "configs"
-    packages = str(lab_dir() / "kernel")
     return {
         # Localhost is the controller: run its modules with the interpreter that runs Ansible.
         # The nodes' own ansible_python_interpreter overrides this.
@@ -54,9 +48,6 @@ def lab_vars() -> Dict[str, Any]:
         "kernel_build_version": LAB_KERNEL_SERIES,
         "kernel_build_config_base": "tinyconfig",
         "kernel_build_extra_fragments": [str(configs / "lab.config")],
-        # site.yml builds on the controller, then installs on the nodes from the same place.
-        "kernel_build_fetch_dir": packages,
-        "kernel_install_package_dir": packages,
     }
 
 
@@ -145,9 +136,8 @@ class Lab:
                 "ansible_port": config.ssh_port,
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(ssh_key_path()),
-                "ansible_ssh_common_args": SSH_COMMON_ARGS,
+                "ansible_ssh_common_args": "-F %s" % ssh_config_path(),
                 "ansible_python_interpreter": "/usr/bin/python3",
-                "p2plab_topology": config.topology,
                 # A node that does not come back on a new kernel is explained from its console.
                 "kernel_install_serial_log": str(node.serial_log),
                 **get_topology(config.topology).inventory_vars,
@@ -157,6 +147,7 @@ class Lab:
     def write_inventory(self) -> Path:
         path = self.inventory_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_ssh_config()
         write_atomic(
             path,
             "# Written by p2pctl lab: the running lab nodes. Rewritten on every lab up/down.\n"

@@ -25,6 +25,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
 from p2pctl.lab.proc import require_tool, run, tail
+from p2pctl.lab.ssh import ensure_ssh_config
 from p2pctl.lab.topologies import BOOT_DISK_SLOT, MGMT_NIC_SLOT, Topology, get_topology
 
 DEFAULT_NODE = "node1"
@@ -332,11 +333,9 @@ class LabNode:
         config = self.config()
         return [
             "ssh",
+            "-F", str(ensure_ssh_config()),
             "-i", str(ssh_key_path()),
             "-p", str(config.ssh_port),
-            "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR",
             "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=%d" % connect_timeout,
             "root@127.0.0.1",
