@@ -188,8 +188,9 @@ def test_refusals_on_the_captured_6_12_switch_guest():
     # The snapshot does not record p2pmem/allocate; the guest's 6.12 kernel has it.
     err = _refusal(plan_copy, node, "nvme2n1", "nvme1n1", "0000:03:00.0", 4 * MIB)
     assert "6.2 or later" in err.message and "snapshot" in err.message
+    # Snapshots are read into memory: give both providers the file the 6.12 kernel has.
     for bdf in ("0000:03:00.0", "0000:07:00.0"):
-        Path(root.host_path(root.realpath("/sys/bus/pci/devices/%s/p2pmem" % bdf)), "allocate").touch()
+        root.add_file(root.realpath("/sys/bus/pci/devices/%s/p2pmem" % bdf) + "/allocate", b"")
     far = _refusal(plan_copy, node, "nvme2n1", "nvme1n1", "0000:07:00.0", 4 * MIB)
     assert "do not share" in far.message or "share no upstream bridge" in far.message
     # cmb0's CMB is 64 MiB; the nvme driver's submission queue took 64 KiB of it.
