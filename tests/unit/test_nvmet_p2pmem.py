@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,14 @@ SUBSYSTEM = "nqn.2026-01.com.example:p2p"
 
 @functools.cache
 def unpacked(name: str) -> SysRoot:
-    return open_snapshot(str(GUESTS / name / "snapshot.tar.gz"))
+    """The captured guest unpacked into a directory once: the planner's tests write configfs and /dev into it."""
+    snapshot = str(GUESTS / name / "snapshot.tar.gz")
+    open_snapshot(snapshot)  # verified against its manifest first
+    directory = tempfile.mkdtemp(prefix="nvmet-guest-")
+    atexit.register(shutil.rmtree, directory, True)
+    with tarfile.open(snapshot) as archive:
+        archive.extractall(directory)
+    return SysRoot(directory)
 
 
 def guest_tree(name: str) -> ConfigfsTree:
