@@ -20,13 +20,18 @@ controller() {
         if [ "$(tr -d ' ' < "$ctrl/serial")" = "$1" ]; then basename "$ctrl"; fi
     done
 }
-namespace() { ls "/sys/class/nvme/$1" | grep -E '^nvme[0-9]+n1$'; }
+namespace() {
+    for ns in "/sys/class/nvme/$1"/nvme*n1; do
+        [ -e "$ns" ] && basename "$ns"
+    done
+}
 bdf() { basename "$(readlink -f "/sys/class/nvme/$1/device")"; }
 # sha256 of a whole namespace read with O_DIRECT (no page cache), to show what a refusal left.
 digest() { dd if="/dev/$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
 
 for _ in $(seq 120); do
-    [ "$(ls /sys/block | grep -c '^nvme')" -ge 4 ] && break
+    set -- /sys/block/nvme*
+    [ -e "$1" ] && [ "$#" -ge 4 ] && break
     sleep 1
 done
 CMB0=$(controller cmb0)

@@ -467,8 +467,9 @@ ARGUMENT_SPEC = {
         "ana_groups": {"type": "list", "elements": "dict", "default": [], "options": {
             "grpid": {"type": "int", "required": True},
             "ana": {"type": "dict", "options": {
-                "state": {"type": "str", "choices": ["optimized", "non-optimized", "inaccessible", "persistent-loss",
-                                                    "change"]},
+                "state": {"type": "str", "choices": [
+                    "optimized", "non-optimized", "inaccessible", "persistent-loss", "change",
+                ]},
             }},
             "state": {"type": "str", "choices": STATES, "default": "present"},
         }},

@@ -215,8 +215,8 @@ def _diff(plan: CopyPlan) -> dict:
     where = "%s bytes %d-%d" % (plan.destination.device, plan.offset, plan.offset + plan.size - 1)
     return {
         "before": "%s: what the device holds\n" % where,
-        "after": "%s: a copy of %s bytes %d-%d\n" % (where, plan.source.device, plan.offset,
-                                                      plan.offset + plan.size - 1),
+        "after": "%s: a copy of %s bytes %d-%d\n"
+        % (where, plan.source.device, plan.offset, plan.offset + plan.size - 1),
     }
 
 
