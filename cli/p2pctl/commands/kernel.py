@@ -15,8 +15,9 @@ import click
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
 
-# The CLI is installed from the collection checkout, so kernel-src/ and the playbooks sit at its root.
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(kbuild.__file__))))
+# The CLI is installed from the collection checkout, so kernel-src/ and the playbooks sit at its root
+# (kbuild is plugins/module_utils/kernel/kbuild.py there).
+COLLECTION_ROOT = os.path.abspath(os.path.join(os.path.dirname(kbuild.__file__), "..", "..", ".."))
 KERNEL_SRC = os.path.join(COLLECTION_ROOT, "kernel-src")
 P2PDMA_FRAGMENT = os.path.join(KERNEL_SRC, "configs", "p2pdma.config")
 BUILD_PLAYBOOK = os.path.join(COLLECTION_ROOT, "playbooks", "kernel_build.yml")
