@@ -48,7 +48,8 @@ def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
     inventory["all"]["children"]["p2plab"]["hosts"] = {node.name: hosts[node.name]}
     inventory_file = directory / "hosts.yml"
     inventory_file.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json")
+    # ansible-core's oneline callback: one "host | STATUS => {result}" line per task result.
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="oneline")
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),
@@ -65,10 +66,10 @@ def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    plays = json.loads(done.stdout)["plays"]
-    check_task = plays[0]["tasks"][0]
-    result = check_task["hosts"][node.name]
-    return [{key: check[key] for key in ("id", "status", "why")} for check in result["checks"]]
+    prefix = "%s | SUCCESS => " % node.name
+    results = [json.loads(line[len(prefix) :]) for line in done.stdout.splitlines() if line.startswith(prefix)]
+    (check_task,) = [result for result in results if "checks" in result]
+    return [{key: check[key] for key in ("id", "status", "why")} for check in check_task["checks"]]
 
 
 def test_check_yml_answers_the_same_after_a_reboot_as_on_the_cold_boot(node: LabNode, tmp_path: Path) -> None:

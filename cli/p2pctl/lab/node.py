@@ -447,7 +447,10 @@ class LabNode:
     def _guest_power_command(self, action: str) -> List[str]:
         """The guest command that reboots or powers off: systemd's, or the lab init's signal (as busybox init)."""
         if self.config().boot == BOOT_LAB_KERNEL:
-            return ["kill", "-TERM" if action == "reboot" else "-USR2", "1"]
+            # Detached and a second later, so the SSH session ends before the init stops sshd: a session
+            # cut by the guest going away is never reset under user networking and would hang.
+            signal_name = "TERM" if action == "reboot" else "USR2"
+            return ["setsid", "-f", "sh", "-c", "sleep 1; kill -%s 1" % signal_name]
         return ["systemctl", action]
 
     def _qmp_powerdown(self) -> bool:
