@@ -19,7 +19,6 @@ verdicts against those answers. Usage: ``.venv/bin/python tools/capture_fixtures
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import os
 import shutil
@@ -39,6 +38,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.kernel.kconfig impo
     require_all,
 )
 from p2pctl.lab.cache import content_hash
+from p2pctl.lab.labkernel import BUSYBOX, busybox_initramfs
 from p2pctl.lab.proc import require_tool, run, tail
 from p2pctl.lab.topologies import AMD_ZEN_CPU, INTEL_CPU, PRESETS, NvmeDrive, Topology, switch_ports
 
@@ -46,7 +46,6 @@ REPO = collection_root()
 FIXTURES = REPO / "tests" / "fixtures" / "guests"
 KERNEL_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 CONFIG_FRAGMENTS = (kernel_src() / "configs" / "p2pdma.config", kernel_src() / "configs" / "lab.config")
-BUSYBOX = Path("/bin/busybox")
 GUEST_MEMORY_MB = 1024
 # A guest that has not powered off by then is stuck; its console log says where.
 GUEST_TIMEOUT_S = 900
@@ -373,23 +372,7 @@ poweroff -f
 
 def build_initramfs(work: Path, output_dir: Path, guest_setup: Optional[str]) -> Path:
     """A gzip'd newc cpio with static busybox and the capture /init."""
-    tree = work / "initramfs"
-    (tree / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, tree / "bin" / "busybox")
-    init = tree / "init"
-    init.write_text(init_script(output_dir, guest_setup))
-    init.chmod(0o755)
-    names = sorted(str(path.relative_to(tree)) for path in tree.rglob("*"))
-    archive = subprocess.run(
-        ["cpio", "--quiet", "-o", "-H", "newc"],
-        cwd=tree,
-        input=("\n".join(names) + "\n").encode(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    initramfs = work / "initramfs.cpio.gz"
-    initramfs.write_bytes(gzip.compress(archive))
-    return initramfs
+    return busybox_initramfs(init_script(output_dir, guest_setup), work / "initramfs.cpio.gz")
 
 
 def qemu_command(fixture: Fixture, kernel: Path, initramfs: Path, work: Path, output_dir: Path) -> List[str]:

@@ -28,11 +28,14 @@ def describe(bdf: str) -> dict:
             bars[str(index)] = end - start + 1
     serials = glob.glob(os.path.join(device_dir, "nvme", "nvme*", "serial"))
     serial = read(serials[0]) if serials else None
+    p2pmem = os.path.join(device_dir, "p2pmem", "size")
     return {
         "id": "%s:%s" % (read(device_dir + "/vendor")[2:], read(device_dir + "/device")[2:]),
         "above": above,
         "bars": bars,
         "nvme_serial": serial,
+        # Published by a P2PDMA kernel for memory a driver registered (the NVMe driver: its CMB).
+        "p2pmem_size": int(read(p2pmem)) if os.path.exists(p2pmem) else None,
     }
 
 

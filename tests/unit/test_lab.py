@@ -161,6 +161,13 @@ def test_a_node_keeps_the_topology_it_was_created_with() -> None:
         LabNode("fixed").up(topology_name="acs")
 
 
+def test_a_node_made_before_boot_modes_boots_through_grub_and_keeps_that() -> None:
+    make_node("old")
+    assert LabNode("old").config().boot == "grub"
+    with pytest.raises(P2PError, match="created to boot grub, not lab-kernel; fix: use another --name"):
+        LabNode("old").up(boot="lab-kernel")
+
+
 def test_a_port_in_use_is_refused_before_qemu_starts() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

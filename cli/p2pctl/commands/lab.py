@@ -8,7 +8,7 @@ from typing import List, Optional
 import click
 
 from p2pctl.lab.fleet import Lab
-from p2pctl.lab.node import DEFAULT_NODE, DEFAULT_TOPOLOGY, SSH_TIMEOUT
+from p2pctl.lab.node import BOOT_MODES, DEFAULT_NODE, DEFAULT_TOPOLOGY, SSH_TIMEOUT
 from p2pctl.lab.topologies import PRESETS
 
 
@@ -32,10 +32,17 @@ def lab() -> None:
 @click.option("--name", default=DEFAULT_NODE, show_default=True, help="Node name (several nodes can run at once).")
 @click.option("--ssh-port", type=int, default=None, help="Local port forwarded to the node's SSH; default: a free one.")
 @click.option("--timeout", type=float, default=SSH_TIMEOUT, show_default=True, help="Seconds to wait for SSH.")
-def up(topology: Optional[str], name: str, ssh_port: Optional[int], timeout: float) -> None:
+@click.option(
+    "--boot",
+    type=click.Choice(BOOT_MODES),
+    default=None,
+    help="For a new node: grub (Debian's kernel through GRUB and systemd; the default) or lab-kernel "
+    "(the lab's P2PDMA kernel loaded by QEMU, a minimal init and sshd: seconds).",
+)
+def up(topology: Optional[str], name: str, ssh_port: Optional[int], timeout: float, boot: Optional[str]) -> None:
     """Start a lab node (building the cached image first if needed) and print the inventory path."""
     the_lab = Lab()
-    the_lab.up(name, topology=topology, ssh_port=ssh_port, ssh_timeout=timeout, log=_progress)
+    the_lab.up(name, topology=topology, ssh_port=ssh_port, ssh_timeout=timeout, log=_progress, boot=boot)
     click.echo(str(the_lab.inventory_path))
 
 

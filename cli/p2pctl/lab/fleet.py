@@ -12,8 +12,8 @@ import yaml
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
-from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
 from p2pctl.lab.cache import lab_dir, ssh_key_path
+from p2pctl.lab.labkernel import LAB_CONFIG, LAB_KERNEL_SERIES
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.ssh import ensure_ssh_config, ssh_config_path
 from p2pctl.lab.topologies import get_topology
@@ -30,16 +30,12 @@ class NodeStatus:
     pid: Optional[int]
 
 
-LAB_KERNEL_SERIES = "6.12"
-
-
 def lab_vars() -> Dict[str, Any]:
     """Variables for every play against the lab, the build host (implicit localhost) included.
 
     A lab guest needs only the small built-in lab kernel: building from the node's running
     Debian config would take hours on a laptop or CI machine.
     """
-    configs = kernel_src() / "configs"
     return {
         # Localhost is the controller: run its modules with the interpreter that runs Ansible.
         # The nodes' own ansible_python_interpreter overrides this.
@@ -47,7 +43,7 @@ def lab_vars() -> Dict[str, Any]:
         # Lab nodes run Debian 13, whose kernel series (linux-source-6.12, kernel-src/patches/6.12) this is.
         "kernel_build_version": LAB_KERNEL_SERIES,
         "kernel_build_config_base": "tinyconfig",
-        "kernel_build_extra_fragments": [str(configs / "lab.config")],
+        "kernel_build_extra_fragments": [str(LAB_CONFIG)],
     }
 
 
@@ -94,12 +90,13 @@ class Lab:
         ssh_port: Optional[int] = None,
         ssh_timeout: Optional[float] = None,
         log: Log = no_log,
+        boot: Optional[str] = None,
     ) -> LabNode:
         node = self.node(name)
         # Two `lab up` at once must not claim the same SSH port or build the image twice:
         # starting QEMU is done under the lab's lock, the long wait for SSH is not.
         with self._locked():
-            started = node.start(topology, ssh_port, log)
+            started = node.start(topology, ssh_port, log, boot)
         try:
             timeout = SSH_TIMEOUT if ssh_timeout is None else ssh_timeout
             if started:

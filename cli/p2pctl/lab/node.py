@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -24,6 +24,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors impor
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from p2pctl.lab.cache import lab_dir, ssh_key_path
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
+from p2pctl.lab.labkernel import ROOT_DEVICE, build_initramfs, lab_kernel
 from p2pctl.lab.proc import require_tool, run, tail
 from p2pctl.lab.ssh import ensure_ssh_config
 from p2pctl.lab.topologies import BOOT_DISK_SLOT, MGMT_NIC_SLOT, Topology, get_topology
@@ -38,6 +39,12 @@ SSH_TIMEOUT = 300.0
 SHUTDOWN_TIMEOUT = 60.0
 SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
 SERIAL_TAIL_LINES = 15
+# How a node boots, chosen when it is created. grub: SeaBIOS, the disk's GRUB, Debian's stock
+# kernel and systemd, for what is about the bootloader, systemd or packages. lab-kernel: QEMU
+# loads the lab's P2PDMA kernel itself and a minimal init starts sshd on the same disk, in seconds.
+BOOT_GRUB = "grub"
+BOOT_LAB_KERNEL = "lab-kernel"
+BOOT_MODES = (BOOT_GRUB, BOOT_LAB_KERNEL)
 
 Log = Callable[[str], None]
 
@@ -51,6 +58,7 @@ class NodeConfig:
     topology: str
     ssh_port: int
     base_image: str
+    boot: str = BOOT_GRUB
 
 
 class LabNode:
@@ -85,6 +93,10 @@ class LabNode:
     @property
     def config_file(self) -> Path:
         return self.dir / "node.json"
+
+    @property
+    def initramfs(self) -> Path:
+        return self.dir / "initramfs.cpio.gz"
 
     # -- state -------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -134,18 +146,27 @@ class LabNode:
         ssh_port: Optional[int] = None,
         ssh_timeout: float = SSH_TIMEOUT,
         log: Log = no_log,
+        boot: Optional[str] = None,
     ) -> None:
         """Start the node (creating it on first use) and wait until it answers SSH."""
-        if self.start(topology_name, ssh_port, log):
+        if self.start(topology_name, ssh_port, log, boot):
             self.wait_ready(ssh_timeout, log)
         else:
             self.wait_ssh(ssh_timeout)
 
-    def start(self, topology_name: Optional[str] = None, ssh_port: Optional[int] = None, log: Log = no_log) -> bool:
+    def start(
+        self,
+        topology_name: Optional[str] = None,
+        ssh_port: Optional[int] = None,
+        log: Log = no_log,
+        boot: Optional[str] = None,
+    ) -> bool:
         """Start the node's QEMU (creating the node on first use); False if it was running already.
 
-        A node keeps its topology for life: its drives and disk belong to it.
+        A node keeps its topology and boot mode for life: its drives and disk belong to it.
         """
+        if boot is not None and boot not in BOOT_MODES:
+            raise P2PError("unknown lab boot mode %r" % boot, fix="choose one of: %s" % ", ".join(BOOT_MODES))
         if self.is_running():
             log("%s: already running (ssh port %d)" % (self.name, self.config().ssh_port))
             return False
@@ -154,6 +175,11 @@ class LabNode:
             if topology_name and topology_name != config.topology:
                 raise P2PError(
                     "lab node %r was created with topology %r, not %r" % (self.name, config.topology, topology_name),
+                    fix="use another --name, or p2pctl lab destroy %s first" % self.name,
+                )
+            if boot and boot != config.boot:
+                raise P2PError(
+                    "lab node %r was created to boot %s, not %s" % (self.name, config.boot, boot),
                     fix="use another --name, or p2pctl lab destroy %s first" % self.name,
                 )
             topology = get_topology(config.topology)
@@ -174,9 +200,8 @@ class LabNode:
             )
         port = _claim_port(ssh_port)
         if not self.exists():
-            self._create(topology, log)
-        config = self.config()
-        config = NodeConfig(topology=config.topology, ssh_port=port, base_image=config.base_image)
+            self._create(topology, boot or BOOT_GRUB, log)
+        config = replace(self.config(), ssh_port=port)
         self._save(config)
         self._start_qemu(qemu, topology, config, log)
         return True
@@ -186,16 +211,17 @@ class LabNode:
 
         Nothing half-started is left behind: a node that does not come up is stopped.
         """
-        topology = get_topology(self.config().topology)
+        config = self.config()
         try:
             self.wait_ssh(ssh_timeout)
-            self._apply_topology_cmdline(topology, ssh_timeout, log)
+            if config.boot == BOOT_GRUB:
+                self._apply_topology_cmdline(get_topology(config.topology), ssh_timeout, log)
         except BaseException:
             self._kill()
             raise
         log("%s: up, ssh port %d" % (self.name, self.config().ssh_port))
 
-    def _create(self, topology: Topology, log: Log) -> None:
+    def _create(self, topology: Topology, boot: str, log: Log) -> None:
         key = ensure_ssh_key()
         spec = ImageSpec(ssh_public_key=key.with_suffix(".pub").read_text(), mirror=debian_mirror())
         image = ensure_image(spec, log)
@@ -209,7 +235,7 @@ class LabNode:
         for drive in topology.drives:
             with open(self._drive_path(drive.id), "wb") as backing:
                 backing.truncate(drive.size_mb * 1024 * 1024)
-        self._save(NodeConfig(topology=topology.name, ssh_port=0, base_image=str(image.path)))
+        self._save(NodeConfig(topology=topology.name, ssh_port=0, base_image=str(image.path), boot=boot))
 
     def _drive_path(self, drive_id: str) -> Path:
         return self.dir / ("nvme-%s.raw" % drive_id)
@@ -217,8 +243,15 @@ class LabNode:
     def _save(self, config: NodeConfig) -> None:
         write_atomic(self.config_file, json.dumps(asdict(config), indent=2) + "\n")
 
-    def qemu_argv(self, qemu: str, topology: Topology, ssh_port: int) -> List[str]:
+    def qemu_argv(
+        self, qemu: str, topology: Topology, ssh_port: int, direct_kernel: Optional[Path] = None
+    ) -> List[str]:
+        """QEMU's command line; with ``direct_kernel``, QEMU loads that kernel and the lab initramfs itself."""
         drive_paths = {drive.id: str(self._drive_path(drive.id)) for drive in topology.drives}
+        direct: List[str] = []
+        if direct_kernel is not None:
+            cmdline = ["console=ttyS0,115200", "root=%s" % ROOT_DEVICE, *topology.cmdline]
+            direct = ["-kernel", str(direct_kernel), "-initrd", str(self.initramfs), "-append", " ".join(cmdline)]
         return [
             qemu,
             "-name", "p2plab-%s" % self.name,
@@ -230,7 +263,9 @@ class LabNode:
             "-smp", str(GUEST_CPUS),
             *topology.qemu_args(drive_paths),
             "-drive", "file=%s,if=none,id=boot,format=qcow2,discard=unmap" % self.overlay,
-            "-device", "virtio-blk-pci,drive=boot,bus=pcie.0,addr=%02x.0,bootindex=0" % BOOT_DISK_SLOT,
+            # With -kernel, QEMU's own boot ROM takes boot index 0 and the disk is only the root.
+            "-device", "virtio-blk-pci,drive=boot,bus=pcie.0,addr=%02x.0%s"
+            % (BOOT_DISK_SLOT, "" if direct else ",bootindex=0"),
             "-netdev", "user,id=mgmt,hostfwd=tcp:127.0.0.1:%d-:22" % ssh_port,
             "-device", "virtio-net-pci,netdev=mgmt,bus=pcie.0,addr=%02x.0,romfile=" % MGMT_NIC_SLOT,
             "-display", "none",
@@ -240,13 +275,22 @@ class LabNode:
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_socket,
             "-pidfile", str(self.pidfile),
             "-daemonize",
+            *direct,
         ]  # fmt: skip
 
     def _start_qemu(self, qemu: str, topology: Topology, config: NodeConfig, log: Log) -> None:
         for stale in (self.pidfile, self.qmp_socket, self.serial_log):
             stale.unlink(missing_ok=True)
-        argv = self.qemu_argv(qemu, topology, config.ssh_port)
-        log("%s: starting QEMU (topology %s, ssh port %d)" % (self.name, topology.name, config.ssh_port))
+        direct_kernel = None
+        if config.boot == BOOT_LAB_KERNEL:
+            kernel = lab_kernel()
+            build_initramfs(self.initramfs)
+            direct_kernel = kernel.bzimage
+        argv = self.qemu_argv(qemu, topology, config.ssh_port, direct_kernel)
+        log(
+            "%s: starting QEMU (topology %s, ssh port %d, boot %s)"
+            % (self.name, topology.name, config.ssh_port, config.boot)
+        )
         # With -daemonize QEMU returns once the VM is set up, with a non-zero exit if the
         # machine could not be built (bad device, port taken), so nothing runs on failure.
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -316,7 +360,7 @@ class LabNode:
         # The SSH session may be cut, or left hanging, by the reboot itself: its exit status says nothing.
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                self.ssh_argv(["systemctl", "reboot"]),
+                self.ssh_argv(self._guest_power_command("reboot")),
                 capture_output=True,
                 stdin=subprocess.DEVNULL,
                 timeout=60,
@@ -390,13 +434,22 @@ class LabNode:
         # The session ends with the guest, so its exit status says nothing.
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                self.ssh_argv(["systemctl", "poweroff"], connect_timeout=5),
+                self.ssh_argv(self._guest_power_command("poweroff"), connect_timeout=5),
                 capture_output=True,
                 stdin=subprocess.DEVNULL,
                 timeout=30,
                 check=False,
             )
         self._qmp_powerdown()
+
+    def _guest_power_command(self, action: str) -> List[str]:
+        """The guest command that reboots or powers off: systemd's, or the lab init's signal (as busybox init)."""
+        if self.config().boot == BOOT_LAB_KERNEL:
+            # Detached and a second later, so the SSH session ends before the init stops sshd: a session
+            # cut by the guest going away is never reset under user networking and would hang.
+            signal_name = "TERM" if action == "reboot" else "USR2"
+            return ["setsid", "-f", "sh", "-c", "sleep 1; kill -%s 1" % signal_name]
+        return ["systemctl", action]
 
     def _qmp_powerdown(self) -> bool:
         """Ask QEMU for an ACPI power button press, so the guest shuts its filesystems down cleanly."""
