@@ -335,10 +335,6 @@ class SysfsTree:
             self._file("/sys/devices/virtual/iommu/dmar0/intel-iommu/version", "1:0\n")
             self._link("/sys/class/iommu/dmar0", "/sys/devices/virtual/iommu/dmar0")
 
-    def set_cmdline(self, cmdline: str) -> None:
-        self.cmdline = cmdline
-        self._file("/proc/cmdline", cmdline + "\n")
-
     # -- host bridges ---------------------------------------------------------------------
     def host_bridge(
         self,

@@ -22,6 +22,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors impor
 from ansible_collections.p2pdma.storage.plugins.module_utils.datapath.link import LinkLimit, link_limit, transfer_path
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, BlockDevice, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import rules_for
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import distance_many, publication
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -189,7 +190,7 @@ def _provider_state(node: Node, bdf: str, spec: str) -> dict:
     allocate = "%s/%s/p2pmem/allocate" % (SYS_PCI_DEVICES, bdf)
     if not node.root.exists(allocate):
         release = node.kernel.release or "(unknown release)"
-        if node.kernel.version is not None and node.kernel.version >= (6, 2, 0):
+        if rules_for(node).has_p2pmem_allocate:
             raise P2PError("%s is missing although kernel %s is 6.2 or later: a snapshot or a copy of /sys "
                            "does not hold it" % (allocate, release), fix="run on the node itself")
         raise P2PError(

@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # the rules read a node's kernel facts; the model does not ne
 
 Version = Tuple[int, int, int]
 
-PCI_VENDOR_ID_AMD = 0x1022
 PCI_VENDOR_ID_INTEL = 0x8086
 PCI_VENDOR_ID_GOOGLE = 0x1AE0
 PCI_VENDOR_ID_NVIDIA = 0x10DE

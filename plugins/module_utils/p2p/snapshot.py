@@ -26,9 +26,10 @@ import tarfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
+from typing import IO, BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import open_atomic
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import MemoryRoot, SysRoot, UnreadableError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 
@@ -208,7 +209,7 @@ def _add_member(tar: tarfile.TarFile, name: str, entry: _Entry, mtime: float) ->
         tar.addfile(info, io.BytesIO(entry.data))
 
 
-def _write_archive(stream: BinaryIO, manifest: SnapshotManifest, members: Dict[str, _Entry]) -> None:
+def _write_archive(stream: IO[bytes], manifest: SnapshotManifest, members: Dict[str, _Entry]) -> None:
     now = time.time()
     # Stream mode: stdout may be a pipe, which cannot seek.
     with tarfile.open(fileobj=stream, mode="w|gz") as tar:
@@ -229,8 +230,7 @@ def write_snapshot_stream(root: SysRoot, stream: BinaryIO) -> SnapshotManifest:
 def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
     """Read the node below ``root`` and write what was read to ``output`` (a .tar.gz).
 
-    The file is written next to its final name and renamed into place, so a failed
-    capture never leaves a truncated snapshot behind.
+    Written atomically (common/files.py), so a failed capture never leaves a truncated snapshot behind.
     """
     output_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(output_dir):
@@ -239,18 +239,11 @@ def write_snapshot(root: SysRoot, output: str) -> SnapshotManifest:
             fix="create the directory or give another -o path",
         )
     manifest, members = _take(root)
-    partial = os.path.join(output_dir, ".%s.%d.partial" % (os.path.basename(output), os.getpid()))
     try:
-        # Created like any new file (0666 less the umask): it is meant to be attached and shared.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        with os.fdopen(fd, "wb") as raw:
-            _write_archive(raw, manifest, members)
-        os.replace(partial, output)
+        with open_atomic(output) as handle:
+            _write_archive(handle, manifest, members)
     except OSError as exc:
         raise P2PError("cannot write snapshot %s: %s" % (output, exc.strerror), fix="give a writable -o path") from exc
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
     return manifest
 
 
