@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node, natural_key
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key, parse_bdf
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import runs_on_x86
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
@@ -413,7 +413,7 @@ def check_locality(
 
 def matrix_clients(node: Node) -> List[str]:
     """What a provider is judged against when no client is named: every PCIe NVMe controller and RDMA NIC."""
-    nvme = sorted((n for n, c in node.nvme.items() if c.is_pci and c.bdf in node.functions), key=_natural_key)
+    nvme = sorted((n for n, c in node.nvme.items() if c.is_pci and c.bdf in node.functions), key=natural_key)
     rdma = sorted(n for n, r in node.rdma.items() if not r.software and r.bdf in node.functions)
     return nvme + rdma
 
@@ -432,11 +432,6 @@ def judged_pairs(
 
 def _published(node: Node) -> List[str]:
     return [fn.bdf for fn in node.providers() if fn.p2pmem is not None and fn.p2pmem.published]
-
-
-def _natural_key(name: str) -> Tuple[str, int]:
-    stem = name.rstrip("0123456789")
-    return stem, int(name[len(stem):] or -1)
 
 
 def check_matrix(node: Node, pairs: Sequence[PairVerdict], policy: str) -> Optional[CheckResult]:

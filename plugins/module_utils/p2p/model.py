@@ -29,9 +29,15 @@ NVME_PATH_NODE_RE = re.compile(r"^nvme(\d+)c(\d+)n(\d+)$")
 _NVME_PARTITION_RE = re.compile(r"^(nvme\d+n\d+)p\d+$")
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key that orders device names as people count: nvme2 before nvme10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
 # --------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class Problem:
     """Something that could not be read or makes a verdict uncertain."""

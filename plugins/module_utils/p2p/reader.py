@@ -31,6 +31,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import (
     PciFunction,
     Problem,
     RdmaDevice,
+    natural_key,
     split_cmdline,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import ConfigSpace, LinkInfo, bdf_sort_key, is_bdf
@@ -319,7 +320,7 @@ class _Reader:
                 if ns.path_node:
                     behind.setdefault(ns.block_device, []).append(ctrl.name)
         for head_name, controllers in behind.items():
-            ordered = sorted(set(controllers), key=_natural_key)
+            ordered = sorted(set(controllers), key=natural_key)
             head = self.node.block.get(head_name)
             if head is not None:
                 head.backing = ordered
@@ -468,10 +469,6 @@ class _Reader:
 
 def _strip(text: Optional[str]) -> Optional[str]:
     return None if text is None else text.strip()
-
-
-def _natural_key(text: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def _pci_ancestor(path: str) -> Optional[str]:
