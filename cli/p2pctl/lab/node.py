@@ -369,8 +369,23 @@ class LabNode:
         deadline = time.monotonic() + timeout
         while True:
             self.wait_ssh(max(1.0, deadline - time.monotonic()))
-            if self.run(["cat", "/proc/sys/kernel/random/boot_id"]).strip() != boot_id:
+            # The old boot may still answer SSH while it shuts down, and then cut the next
+            # connection ("Connection reset by peer"): a failed read means "not rebooted yet".
+            probe = subprocess.run(
+                self.ssh_argv(["cat", "/proc/sys/kernel/random/boot_id"], connect_timeout=5),
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            if probe.returncode == 0 and probe.stdout.strip() != boot_id:
                 return
+            if time.monotonic() >= deadline:
+                raise P2PError(
+                    "lab node %r did not come back from its reboot within %d s; last serial console lines:\n%s"
+                    % (self.name, timeout, self.serial_tail()),
+                    fix="see %s; a busy host may need a longer --timeout" % self.serial_log,
+                )
             time.sleep(2)
 
     def ssh_argv(self, command: Sequence[str] = (), connect_timeout: int = 10) -> List[str]:
