@@ -248,6 +248,38 @@ pairs:
       description: What to do when the pair is refused or goes through the host bridge; null otherwise.
       type: str
       sample: null
+tree:
+  description:
+    - The PCI functions the judged pairs involve, parents first, enough to draw their part of the PCI tree (the
+      fleet report's picture): every provider and client and each bridge above it up to its host bridge.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    bdf:
+      description: The function's PCI address.
+      type: str
+      sample: "0000:02:00.0"
+    parent:
+      description: The bridge above it; null on a root bus.
+      type: str
+      sample: "0000:01:00.0"
+    host_bridge:
+      description: The host bridge it is below.
+      type: str
+      sample: pci0000:00
+    port_type:
+      description: The PCIe port type (C(root_port), C(switch_upstream), C(switch_downstream), C(endpoint), ...).
+      type: str
+      sample: switch_downstream
+    role:
+      description: C(provider), C(client) or C(bridge).
+      type: str
+      sample: bridge
+    name:
+      description: The client's name as judged, or the NVMe controller on the function; null for a bridge.
+      type: str
+      sample: nvme1
 accept_unmatched:
   description: Entries of I(accept) that matched no WARN (a check that passes now, or a typo).
   returned: always

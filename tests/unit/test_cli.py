@@ -125,7 +125,8 @@ def test_check_json_is_the_node_report_and_exits_4_on_fail(node_dir):
     assert result.returncode == 4
     report = json.loads(result.stdout)
     assert set(report) == {
-        "format", "host", "root", "kernel", "policy", "status", "summary", "checks", "pairs", "accept_unmatched"}
+        "format", "host", "root", "kernel", "policy", "status", "summary", "checks", "pairs", "tree",
+        "accept_unmatched"}
     assert report["format"] == "p2pdma.storage/report/v1"
     assert report["kernel"]["rules"] == {"version": "6.1", "whitelist_entries": 10, "note": None}
     assert report["status"] == "FAIL" and report["summary"]["FAIL"] >= 1

@@ -22,10 +22,15 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import (
     worst_status,
 )
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import Node
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import rules_for
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import PairVerdict
 
 REPORT_FORMAT = "p2pdma.storage/report/v1"
+# The keys of a report, which a p2p_check task result carries beside Ansible's own (changed, msg, invocation, ...).
+REPORT_KEYS = (
+    "format", "host", "root", "kernel", "policy", "status", "summary", "checks", "pairs", "tree", "accept_unmatched"
+)
 
 
 def pair_record(pair: PairVerdict) -> Dict[str, Any]:
@@ -42,6 +47,43 @@ def pair_record(pair: PairVerdict) -> Dict[str, Any]:
         "kernel_params": list(pair.kernel_params),
         "fix": pair.fix,
     }
+
+
+def pair_tree(node: Node, pairs: Sequence[PairVerdict]) -> List[Dict[str, Any]]:
+    """The PCI functions the judged pairs involve: every provider and client and each bridge above them.
+
+    One entry per function, parents before children, enough to draw the pairs' part of the PCI tree
+    (root ports, switches, providers and clients under their host bridge) without the whole node model.
+    """
+    roles: Dict[str, str] = {}
+    names: Dict[str, str] = {}
+    for pair in pairs:
+        roles[pair.provider] = "provider"
+        if pair.client:
+            roles.setdefault(pair.client, "client")
+            if pair.client_name:
+                names.setdefault(pair.client, pair.client_name)
+    wanted: Dict[str, Optional[str]] = {}
+    for bdf in roles:
+        if bdf not in node.functions:
+            continue
+        chain = node.chain(bdf)
+        for index, member in enumerate(chain):
+            wanted.setdefault(member, chain[index + 1] if index + 1 < len(chain) else None)
+    tree = []
+    for bdf in sorted(wanted, key=lambda b: (len(node.chain(b)), bdf_sort_key(b))):
+        fn = node.functions[bdf]
+        tree.append(
+            {
+                "bdf": bdf,
+                "parent": wanted[bdf],
+                "host_bridge": fn.host_bridge,
+                "port_type": fn.port_type,
+                "role": roles.get(bdf, "bridge"),
+                "name": names.get(bdf) or next((c.name for c in node.nvme_for_bdf(bdf)), None),
+            }
+        )
+    return tree
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
@@ -104,6 +146,7 @@ def judge_node(
         },
         "checks": [result.to_dict() for result in results],
         "pairs": [pair_record(pair) for pair in pairs],
+        "tree": pair_tree(node, pairs),
         "accept_unmatched": dict(unmatched),
     }
 
@@ -114,4 +157,4 @@ def _hostname(node: Node) -> Optional[str]:
     return None if name in (None, "", "(none)") else name
 
 
-__all__ = ["REPORT_FORMAT", "judge_node", "pair_record", "summary_line"]
+__all__ = ["REPORT_FORMAT", "REPORT_KEYS", "judge_node", "pair_record", "pair_tree", "summary_line"]
