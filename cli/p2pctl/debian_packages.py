@@ -55,8 +55,9 @@ CAPABILITIES: Dict[str, Tuple[str, ...]] = {
         "kmod",
         "git",
     ),
-    # The project's own tests: ansible-test's shellcheck sanity test, and C headers for wheels without a binary.
-    "test": ("shellcheck", "python3-dev", "git"),
+    # The project's own tests: ansible-test's shellcheck sanity test, C headers for wheels without a binary, and a
+    # headless browser that renders the fleet report's HTML to a screenshot.
+    "test": ("shellcheck", "python3-dev", "git", "chromium"),
 }
 
 

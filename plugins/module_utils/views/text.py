@@ -275,15 +275,17 @@ def format_report(report: Mapping[str, Any]) -> str:
 _CELL = {MapType.BUS_ADDR: "bus_addr", MapType.THRU_HOST_BRIDGE: "host_bridge"}
 
 
+def pair_cell(pair: Mapping[str, Any]) -> str:
+    """A pair's verdict in a few words: the kernel's map type and distance, or "refused"."""
+    kind = _CELL.get(pair["map_type"])
+    return "%s %d" % (kind, pair["distance"]) if kind else "refused"
+
+
 def format_matrix(pairs: Sequence[Mapping[str, Any]]) -> List[str]:
     """Providers down, clients across; each cell the kernel's map type and distance, or "refused"."""
     providers = list(dict.fromkeys(pair["provider"] for pair in pairs))
     clients = list(dict.fromkeys(pair["client_name"] or pair["client"] or "?" for pair in pairs))
-    cells: Dict[tuple, str] = {}
-    for pair in pairs:
-        kind = _CELL.get(pair["map_type"])
-        cell = "%s %d" % (kind, pair["distance"]) if kind else "refused"
-        cells[(pair["provider"], pair["client_name"] or pair["client"] or "?")] = cell
+    cells = {(pair["provider"], pair["client_name"] or pair["client"] or "?"): pair_cell(pair) for pair in pairs}
     first = max(len("PROVIDER \\ CLIENT"), *(len(p) for p in providers))
     widths = [max(len(c), *(len(cells.get((p, c), "-")) for p in providers)) for c in clients]
     rows = [["PROVIDER \\ CLIENT"] + clients] + [[p] + [cells.get((p, c), "-") for c in clients] for p in providers]
