@@ -77,7 +77,7 @@ def main() -> None:
     print("p2pctl check --inventory on simulated nodes (+1 unreachable); %s" % env_note)
     with tempfile.TemporaryDirectory(prefix="p2pctl-bench-fleet-") as work:
         one = simulated_fleet(Path(work) / "one", 1, dead=False)
-        reference = min(check_fleet(one, 1)[0] for _ in range(args.runs))
+        reference = min(check_fleet(one, 1)[0] for _run in range(args.runs))
         print("%-34s %8.2f s  (the reference, best of %d)" % ("1 node, no unreachable", reference, args.runs))
         print("%-34s %8s %8s %7s %s" % ("run", "wall", "cpu", "ratio", "nodes judged + unreachable"))
         fleets = {}

@@ -251,7 +251,7 @@ pairs:
 tree:
   description:
     - The PCI functions the judged pairs involve, parents first, enough to draw their part of the PCI tree (the
-      fleet report's picture): every provider and client and each bridge above it up to its host bridge.
+      fleet report's picture), that is every provider and client and each bridge above it up to its host bridge.
   returned: always
   type: list
   elements: dict
