@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import
 # How often the event loop looks whether the run has ended without a last event (a crash of ansible-runner).
 _POLL_SECONDS = 0.2
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 Inventory = Union[str, Dict[str, Any]]
 
@@ -110,6 +112,7 @@ def run_playbook(run: PlaybookRun, hosts_may_fail: bool = False) -> Iterator[Dic
     events: queue.Queue = queue.Queue()
     cancelled = threading.Event()
     failures: List[str] = []
+    errors: List[str] = []  # Ansible's own errors (no hosts matched, a bad playbook): no task event carries them
     with tempfile.TemporaryDirectory(prefix="p2pctl-run-") as private_data_dir:
         thread, runner = ansible_runner.run_async(
             **run.runner_options(private_data_dir),
@@ -125,22 +128,37 @@ def run_playbook(run: PlaybookRun, hosts_may_fail: bool = False) -> Iterator[Dic
                 failure = _failure(event)
                 if failure:
                     failures.append(failure)
+                error = _ansible_error(event)
+                if error:
+                    errors.append(error)
                 yield event
         finally:
             cancelled.set()
             thread.join()
     if runner.status != "successful" and not (hosts_may_fail and failures and runner.status == "failed"):
+        reasons = failures or errors
         raise P2PError(
             "playbook %s %s (ansible-playbook exit %s)%s"
-            % (run.playbook.name, runner.status, runner.rc, ": " + "; ".join(failures) if failures else ""),
-            # A failed task's message carries its own fix; without one, Ansible's output says more.
-            fix=None if failures else "read Ansible's output above",
+            % (run.playbook.name, runner.status, runner.rc, ": " + "; ".join(reasons) if reasons else ""),
+            # A failed task's message carries its own fix, and Ansible's error names its cause.
+            fix=None if reasons else "read Ansible's output above",
         )
 
 
 def _keep(events: queue.Queue, event: Dict[str, Any]) -> bool:
     events.put(event)
     return True  # ansible-runner also writes it to the run's artifacts
+
+
+def _ansible_error(event: Mapping[str, Any]) -> Optional[str]:
+    """An ``[ERROR]: ...`` line Ansible printed outside any task, without its colours."""
+    if event.get("event") != "verbose":
+        return None
+    line = _ANSI_ESCAPE.sub("", event.get("stdout") or "").strip()
+    for prefix in ("[ERROR]: ", "ERROR! "):
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return None
 
 
 def _failure(event: Mapping[str, Any]) -> Optional[str]:

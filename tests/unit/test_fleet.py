@@ -132,3 +132,16 @@ def test_the_report_tree_holds_every_pair_branch_up_to_its_host_bridge():
     assert (tree["0000:00:04.0"]["port_type"], tree["0000:00:04.0"]["parent"]) == ("root_port", None)
     assert (tree["0000:01:00.0"]["port_type"], tree["0000:01:00.0"]["parent"]) == ("switch_upstream", "0000:00:04.0")
     assert (tree["0000:05:00.0"]["role"], tree["0000:05:00.0"]["name"]) == ("client", "nvme2")
+
+
+def test_an_inventory_without_hosts_to_judge_is_bad_input(small_fleet, tmp_path):
+    empty = tmp_path / "empty.yml"
+    empty.write_text("all:\n  children: {}\n")
+    result = p2pctl("check", "--inventory", str(empty))
+    assert result.returncode == 2
+    assert "no host of inventory %s was judged" % empty in result.stderr
+    assert "ansible-inventory -i %s --graph" % empty in result.stderr
+    result = p2pctl("check", "--inventory", str(small_fleet), "--limit", "no-such-node")
+    assert result.returncode == 2
+    assert "p2pctl: error: playbook check.yml failed (ansible-playbook exit 1): Specified inventory, host pattern " \
+        "and/or --limit leaves us with no hosts to target." in result.stderr

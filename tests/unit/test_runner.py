@@ -80,3 +80,24 @@ def test_a_failed_task_is_named_after_its_events(playbook, tmp_path):
         for event in run_playbook(run):
             seen.append(event["event"])
     assert "runner_on_failed" in seen
+
+
+def test_forks_tags_and_pipelining_reach_ansible_playbook(playbook):
+    run = PlaybookRun(playbook, forks=10, tags="judge")
+    assert run.argv()[-5:] == ["--forks", "10", "--tags", "judge", str(playbook)]
+    assert run.runner_options("/tmp/private")["cmdline"] == "--forks 10 --tags judge"
+    assert run.env()["ANSIBLE_PIPELINING"] == "True"
+
+
+def test_failed_hosts_are_the_caller_s_to_report_when_it_says_so(playbook, tmp_path):
+    run = PlaybookRun(playbook, extravars={"greeting": "hello", "target": str(tmp_path / "g.txt"), "fail": True})
+    events = list(run_playbook(run, hosts_may_fail=True))
+    assert [e["event_data"]["task"] for e in events if e["event"] == "runner_on_failed"] == ["Fail when asked"]
+    assert events[-1]["event"] == "playbook_on_stats"
+
+
+def test_a_broken_playbook_still_raises_when_hosts_may_fail(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("- hosts: localhost\n  tasks:\n    - no.such.module_anywhere: {}\n")
+    with pytest.raises(P2PError, match="broken.yml failed"):
+        list(run_playbook(PlaybookRun(broken), hosts_may_fail=True))

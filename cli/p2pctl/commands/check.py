@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 import click
 from rich.console import Console
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, PASS, POLICIES, WARN
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fleet import ERROR, NODE_STATUSES, UNREACHABLE
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
@@ -156,6 +157,12 @@ def _check_fleet(
                 inventory, ", ".join("%d %s" % (n, s) for s, n in judged.items() if n)))
 
         fleet = check_fleet(fleet_run(str(Path(inventory).resolve()), limit, forks, extravars), progress)
+    if not fleet["nodes"]:
+        # Ansible runs a play on no hosts happily, also when it could not parse the inventory.
+        raise P2PError(
+            "no host of inventory %s%s was judged" % (inventory, " matches --limit %s" % limit if limit else ""),
+            fix="see what Ansible reads from it: ansible-inventory -i %s --graph" % inventory,
+        )
     if as_json:
         echo_json(fleet)
     else:
