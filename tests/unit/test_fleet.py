@@ -111,6 +111,13 @@ def test_fleet_options_need_an_inventory(option):
     assert result.returncode == 2 and "needs --inventory" in result.stderr
 
 
+def test_an_html_file_that_cannot_be_written_is_refused_before_any_node_is_judged(small_fleet, tmp_path):
+    page = tmp_path / "no-such-dir" / "fleet.html"
+    result = p2pctl("check", "--inventory", str(small_fleet), "--html", str(page))
+    assert result.returncode == 2 and "is not a writable directory" in result.stderr
+    assert result.stdout == ""
+
+
 def test_root_and_inventory_exclude_each_other(small_fleet):
     result = p2pctl("check", "--inventory", str(small_fleet), "--root", "/")
     assert result.returncode == 2 and "set p2p_check_root per host" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -121,6 +122,11 @@ def check(
         sys.exit(EXIT_STATUS[report["status"]])
     if ctx.get_parameter_source("root_spec") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--root and --inventory exclude each other: set p2p_check_root per host instead")
+    # Before the nodes are judged, not after: the page is written last.
+    html_dir = Path(html_file or ".").resolve().parent
+    if html_file and not (html_dir.is_dir() and os.access(html_dir, os.W_OK)):
+        raise click.BadParameter("cannot write %s: %s is not a writable directory" % (html_file, html_dir),
+                                 param_hint="--html")
     fleet = _check_fleet(inventory, limit, forks, _fleet_vars(ctx, providers, clients, policy, accepts), as_json)
     if html_file:
         Path(html_file).write_text(render_fleet_html(fleet), encoding="utf-8")
