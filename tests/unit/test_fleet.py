@@ -54,6 +54,12 @@ def test_text_has_a_row_per_node_and_each_node_problems(small_fleet):
     assert result.stdout.rstrip().endswith("3 node(s): 3 WARN")
 
 
+def test_options_given_apply_to_every_node(small_fleet):
+    result = p2pctl("check", "--inventory", str(small_fleet), "--limit", "node0*", "--policy", "switch", "--json")
+    assert result.returncode in (0, 3, 4), result.stderr
+    assert {entry["report"]["policy"] for entry in json.loads(result.stdout)["nodes"]} == {"switch"}
+
+
 def test_a_node_failing_its_host_vars_makes_the_fleet_fail(tmp_path):
     inventory = simulated_fleet(tmp_path, 2, dead=False)
     hosts = yaml.safe_load(inventory.read_text())

@@ -65,7 +65,8 @@ EXIT_STATUS = {PASS: 0, WARN: EXIT_WARN, FAIL: EXIT_FAIL, ERROR: EXIT_UNREACHABL
     "-i",
     type=click.Path(exists=True),
     help="Judge every node of this Ansible inventory (the check playbook through ansible-runner) instead of "
-    "this one. Host vars p2p_check_* (roles/p2p_check) apply per node; the options above, when given, to all.",
+    "this one. Host vars p2p_check_* (roles/p2p_check) apply per node; --provider, --client, --policy and "
+    "--accept, when given, replace them on every node.",
 )
 @click.option("--limit", "-l", metavar="PATTERN", help="With --inventory: only the hosts matching this pattern.")
 @click.option(
