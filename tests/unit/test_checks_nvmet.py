@@ -123,9 +123,11 @@ def test_rdma_connect_without_the_line_fails(tmp_path, extra, said):
     assert said in result.why
 
 
-def test_an_rdma_port_beside_a_tcp_port_warns_for_the_tcp_hosts(tmp_path):
+@pytest.mark.parametrize("log", [USING + CREATED, CREATED])
+def test_an_rdma_port_beside_a_tcp_port_warns_for_the_tcp_hosts(tmp_path, log):
+    # Without the line the controller may be a tcp host's: the log does not name the transport.
     ports = {**RDMA_ON_NIC, 1: {"trtype": "tcp", "adrfam": "ipv4", "traddr": "10.0.2.15", "trsvcid": "4421"}}
-    result = _node(tmp_path, ports, USING + CREATED)["nvmet-datapath:%s/1" % NQN]
+    result = _node(tmp_path, ports, log)["nvmet-datapath:%s/1" % NQN]
     assert result.status == WARN
     assert "but port 1 is tcp" in result.why
 
