@@ -18,54 +18,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import capture_fixtures
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
+from p2pctl.lab.dmatrace import dma_events, parse_resource, qemu_trace_args, where_dma_went
 
 KERNEL_SOURCE_6_12 = Path.home() / ".cache" / "p2pctl" / "linux-source" / "6.12" / "linux-source-6.12.tar.xz"
 # QEMU's NVMe model puts the CMB in BAR 2.
 CMB_BAR = 2
 # Copying 64 MiB through an emulated CMB bounces every page under TCG: give it time.
 GUEST_TIMEOUT_S = 2400
-_MAP_ADDR_RE = re.compile(r"pci_nvme_map_addr addr 0x([0-9a-f]+) len (\d+)")
 STEPS = ("fill", "readonly", "copy", "refuse-cmb2", "refuse-size", "mkfs", "refuse-fs")
-
-
-def bar_range(resource_text: str, index: int = CMB_BAR) -> Tuple[int, int]:
-    """(first, last) address of BAR ``index`` from a sysfs ``resource`` file."""
-    start, end, _flags = (int(part, 16) for part in resource_text.splitlines()[index].split())
-    return start, end
-
-
-def _event(line: str) -> Optional[Tuple[int, int]]:
-    """(address, length) of a pci_nvme_map_addr trace line; None for other lines."""
-    match = _MAP_ADDR_RE.search(line)
-    return None if match is None else (int(match.group(1), 16), int(match.group(2)))
-
-
-def _inside(event: Tuple[int, int], first: int, last: int) -> bool:
-    return first <= event[0] and event[0] + event[1] - 1 <= last
-
-
-def dma_inside(trace_lines: Sequence[str], first: int, last: int) -> Dict[str, int]:
-    """How many pci_nvme_map_addr events (and bytes) fell inside [first, last], and outside."""
-    counts = {"events_inside": 0, "bytes_inside": 0, "events_outside": 0, "bytes_outside": 0}
-    for line in trace_lines:
-        event = _event(line)
-        if event is None:
-            continue
-        where = "inside" if _inside(event, first, last) else "outside"
-        counts["events_" + where] += 1
-        counts["bytes_" + where] += event[1]
-    return counts
 
 
 def run_proof(kernel: Path, keep: Path) -> dict:
@@ -80,7 +50,7 @@ def run_proof(kernel: Path, keep: Path) -> dict:
         trace = work / "nvme-dma.trace"
         initramfs = capture_fixtures.build_initramfs(work, output_dir, fixture.guest_setup)
         argv = capture_fixtures.qemu_command(fixture, kernel, initramfs, work, output_dir)
-        argv += ["-trace", "enable=pci_nvme_map_addr,file=%s" % trace]
+        argv += qemu_trace_args(trace)
         print("datapath: booting the switch guest (TCG; the 64 MiB copy takes minutes)", flush=True)
         capture_fixtures.run_guest(argv, work / "console.log")
         keep.mkdir(parents=True, exist_ok=True)
@@ -104,8 +74,8 @@ def summarize(keep: Path, trace_lines: List[str]) -> dict:
     if missing:
         raise P2PError("the guest did not run %s" % ", ".join(missing),
                        fix="see %s (setup.log, console.log)" % keep)
-    first, last = bar_range(_read(keep, "cmb0-resource"))
-    in_bar = [line for line in trace_lines if (event := _event(line)) is not None and _inside(event, first, last)]
+    (cmb_bar,) = [bar for bar in parse_resource("cmb0", _read(keep, "cmb0-resource")) if bar.index == CMB_BAR]
+    in_bar = [line for line in trace_lines if any(cmb_bar.holds(*event) for event in dma_events([line]))]
     (keep / "trace-in-cmb0-bar.txt").write_text("".join(line + "\n" for line in in_bar))
     copy = json.loads(_read(keep, "copy.out") or "null")
     readonly = json.loads(_read(keep, "readonly.out") or "null")
@@ -121,8 +91,7 @@ def summarize(keep: Path, trace_lines: List[str]) -> dict:
             "after_mkfs": _read(keep, "digest-after-mkfs"),
             "after_refuse_fs": _read(keep, "digest-after-refuse-fs"),
         },
-        "cmb0_bar": "0x%x-0x%x" % (first, last),
-        "dma": dma_inside(trace_lines, first, last),
+        "dma": [landing.to_dict() for landing in where_dma_went(dma_events(trace_lines), [cmb_bar])],
     }
     (keep / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -144,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("datapath_proof: error: %s" % exc, file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
-    ok = summary["copy"] and summary["copy"]["p2p_used"] and summary["dma"]["bytes_inside"] > 0
+    ok = summary["copy"] and summary["copy"]["p2p_used"] and any("bar" in row for row in summary["dma"])
     return 0 if ok else 1
 
 

@@ -12,7 +12,7 @@ description:
   - Reads the node the way the kernel's P2PDMA code sees it and returns it as C(ansible_facts.p2pdma).
   - Per PCI function it reports vendor, device and class, PCIe port type, ACS capability and control, the bridges
     up to the host bridge, SR-IOV parent, driver, IOMMU group, NUMA node, link speed and width, and p2pmem
-    size, available and published.
+    size, available, published and whether p2pmem/allocate exists (user-space mapping, Linux 6.2+).
   - It also reports NVMe controllers with their decoded CMB registers and namespaces, RDMA devices (software
     C(rxe)/C(siw) devices included), network devices, block devices, and the kernel (release, command line,
     config, CPU, IOMMU use).
@@ -73,7 +73,7 @@ ansible_facts:
               class: "010802"
               driver: nvme
               iommu_group: null
-              p2pmem: {size: 67108864, available: 67108864, published: true}
+              p2pmem: {size: 67108864, available: 67108864, published: true, allocate: true}
         nvme:
           description: NVMe controllers by name, with transport, PCI function, decoded CMB and namespaces.
           type: dict

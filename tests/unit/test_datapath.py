@@ -185,12 +185,13 @@ def test_a_range_past_the_end_of_the_device_is_refused(lab):
 def test_refusals_on_the_captured_6_12_switch_guest():
     root = open_root(str(GUESTS / "linux-6.12" / "switch" / "snapshot.tar.gz"))
     node = read_node(root)
-    # The snapshot does not record p2pmem/allocate; the guest's 6.12 kernel has it.
+    # This snapshot was taken before snapshots recorded p2pmem/allocate; the guest's 6.12 kernel has it.
     err = _refusal(plan_copy, node, "nvme2n1", "nvme1n1", "0000:03:00.0", 4 * MIB)
     assert "6.2 or later" in err.message and "snapshot" in err.message
     # Snapshots are read into memory: give both providers the file the 6.12 kernel has.
     for bdf in ("0000:03:00.0", "0000:07:00.0"):
         root.add_file(root.realpath("/sys/bus/pci/devices/%s/p2pmem" % bdf) + "/allocate", b"")
+    node = read_node(root)
     far = _refusal(plan_copy, node, "nvme2n1", "nvme1n1", "0000:07:00.0", 4 * MIB)
     assert "do not share" in far.message or "share no upstream bridge" in far.message
     # cmb0's CMB is 64 MiB; the nvme driver's submission queue took 64 KiB of it.

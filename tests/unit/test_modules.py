@@ -119,7 +119,7 @@ def results(tmp_path_factory):
 def test_facts_hold_the_model(results):
     facts = results["facts"]
     assert facts["functions"]["0000:03:00.0"]["p2pmem"] == {
-        "size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True}
+        "size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True, "allocate": False}
     assert facts["nvme"]["nvme0"]["cmb"]["publishable"] is True
     assert facts["rdma"]["rxe0"]["software"] == "rxe"
     assert facts["kernel"]["release"] == "6.1.0-28-amd64"

@@ -357,3 +357,16 @@ def test_a_directory_that_is_not_a_node_is_refused(tmp_path):
     (tmp_path / "etc").mkdir()
     with pytest.raises(P2PError, match="has neither sys/ nor proc/"):
         open_root(str(tmp_path))
+
+
+def test_a_snapshot_records_whether_p2pmem_can_be_mapped_without_reading_it(tree, tmp_path):
+    # The kernel's allocate attribute is mmap-only, with a stat size of 1 TiB: the snapshot keeps it empty.
+    allocate = tree.host_path("/sys/bus/pci/devices/0000:03:00.0/p2pmem/allocate")
+    with open(allocate, "wb") as handle:
+        handle.truncate(1 << 30)
+    path = str(tmp_path / "allocate.tar.gz")
+    write_snapshot(SysRoot(tree.root), path)
+    snapshot_root = open_snapshot(path)
+    assert read_node(snapshot_root).functions["0000:03:00.0"].p2pmem.allocate is True
+    assert snapshot_root.read_bytes("/sys/bus/pci/devices/0000:03:00.0/p2pmem/allocate") == b""
+    assert read_node(SysRoot(tree.root)).functions["0000:04:00.0"].p2pmem is None

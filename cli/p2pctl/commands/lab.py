@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import click
 
+from p2pctl.lab.dmatrace import GUEST_RESOURCES_COMMAND, TRACE_FILE, landings, read_trace
 from p2pctl.lab.fleet import Lab
 from p2pctl.lab.node import BOOT_MODES, DEFAULT_NODE, DEFAULT_TOPOLOGY, SSH_TIMEOUT
 from p2pctl.lab.topologies import PRESETS
@@ -39,10 +41,30 @@ def lab() -> None:
     help="For a new node: grub (Debian's kernel through GRUB and systemd; the default) or lab-kernel "
     "(the lab's P2PDMA kernel loaded by QEMU, a minimal init and sshd: seconds).",
 )
-def up(topology: Optional[str], name: str, ssh_port: Optional[int], timeout: float, boot: Optional[str]) -> None:
+@click.option(
+    "--trace-dma",
+    is_flag=True,
+    help="Record QEMU's pci_nvme_map_addr events (every address the NVMe drives DMA to) for this run of "
+    "the node; read them back with p2pctl lab dma.",
+)
+@click.option(
+    "--kernel-arg",
+    "kernel_args",
+    multiple=True,
+    metavar="ARG",
+    help="Append ARG to the lab kernel's command line for this run (boot lab-kernel; repeat for several), "
+    "for example nvme.use_cmb_sqes=0.",
+)
+def up(
+    topology: Optional[str], name: str, ssh_port: Optional[int], timeout: float, boot: Optional[str],
+    trace_dma: bool, kernel_args: Tuple[str, ...],
+) -> None:
     """Start a lab node (building the cached image first if needed) and print the inventory path."""
     the_lab = Lab()
-    the_lab.up(name, topology=topology, ssh_port=ssh_port, ssh_timeout=timeout, log=_progress, boot=boot)
+    the_lab.up(
+        name, topology=topology, ssh_port=ssh_port, ssh_timeout=timeout, log=_progress, boot=boot,
+        trace_dma=trace_dma, kernel_args=kernel_args,
+    )
     click.echo(str(the_lab.inventory_path))
 
 
@@ -102,3 +124,24 @@ def destroy(node: str) -> None:
     """Stop NODE and delete its disk, drives and logs (the cached base image stays)."""
     Lab().destroy(node, log=_progress)
     click.echo("%s: destroyed" % node)
+
+
+@lab.command()
+@click.argument("node", default=DEFAULT_NODE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def dma(node: str, as_json: bool) -> None:
+    """Where NODE's NVMe drives DMAed since it started with --trace-dma: bytes per PCI BAR, and to system memory.
+
+    Addresses are mapped onto the BARs of the guest's /sys/bus/pci/devices/*/resource.
+    """
+    target = Lab().node(node)
+    target.require_running()
+    trace_lines = read_trace(target.dir / TRACE_FILE)
+    resources = target.run(["sh"], input_text=GUEST_RESOURCES_COMMAND)
+    rows = [row.to_dict() for row in landings(trace_lines, resources)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo("%-24s %-26s %9d events %14d bytes" % (
+            row["where"], row.get("range", ""), row["events"], row["bytes"]))

@@ -6,7 +6,7 @@ import fcntl
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import yaml
 
@@ -91,12 +91,14 @@ class Lab:
         ssh_timeout: Optional[float] = None,
         log: Log = no_log,
         boot: Optional[str] = None,
+        trace_dma: bool = False,
+        kernel_args: Sequence[str] = (),
     ) -> LabNode:
         node = self.node(name)
         # Two `lab up` at once must not claim the same SSH port or build the image twice:
         # starting QEMU is done under the lab's lock, the long wait for SSH is not.
         with self._locked():
-            started = node.start(topology, ssh_port, log, boot)
+            started = node.start(topology, ssh_port, log, boot, trace_dma, kernel_args)
         try:
             timeout = SSH_TIMEOUT if ssh_timeout is None else ssh_timeout
             if started:

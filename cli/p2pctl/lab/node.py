@@ -18,11 +18,12 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from p2pctl.lab.cache import lab_dir, ssh_key_path
+from p2pctl.lab.dmatrace import TRACE_FILE, qemu_trace_args
 from p2pctl.lab.image import ImageSpec, debian_mirror, ensure_image
 from p2pctl.lab.labkernel import ROOT_DEVICE, build_initramfs, lab_kernel
 from p2pctl.lab.proc import require_tool, run, tail
@@ -59,6 +60,8 @@ class NodeConfig:
     ssh_port: int
     base_image: str
     boot: str = BOOT_GRUB
+    trace_dma: bool = False  # record QEMU's pci_nvme_map_addr events into <node dir>/dma.trace
+    kernel_args: Tuple[str, ...] = ()  # appended to the lab kernel's command line (boot lab-kernel)
 
 
 class LabNode:
@@ -109,7 +112,8 @@ class LabNode:
                 fix="see p2pctl lab status for the nodes there are, or create it with p2pctl lab up --name %s"
                 % self.name,
             )
-        return NodeConfig(**json.loads(self.config_file.read_text()))
+        saved = json.loads(self.config_file.read_text())
+        return NodeConfig(**dict(saved, kernel_args=tuple(saved.get("kernel_args", ()))))
 
     def pid(self) -> Optional[int]:
         """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""
@@ -160,6 +164,8 @@ class LabNode:
         ssh_port: Optional[int] = None,
         log: Log = no_log,
         boot: Optional[str] = None,
+        trace_dma: bool = False,
+        kernel_args: Sequence[str] = (),
     ) -> bool:
         """Start the node's QEMU (creating the node on first use); False if it was running already.
 
@@ -168,6 +174,9 @@ class LabNode:
         if boot is not None and boot not in BOOT_MODES:
             raise P2PError("unknown lab boot mode %r" % boot, fix="choose one of: %s" % ", ".join(BOOT_MODES))
         if self.is_running():
+            if trace_dma and not self.config().trace_dma:
+                raise P2PError("lab node %r runs without the DMA trace" % self.name,
+                               fix="p2pctl lab down %s, then p2pctl lab up --trace-dma" % self.name)
             log("%s: already running (ssh port %d)" % (self.name, self.config().ssh_port))
             return False
         if self.exists():
@@ -201,7 +210,10 @@ class LabNode:
         port = _claim_port(ssh_port)
         if not self.exists():
             self._create(topology, boot or BOOT_GRUB, log)
-        config = replace(self.config(), ssh_port=port)
+        config = replace(self.config(), ssh_port=port, trace_dma=trace_dma, kernel_args=tuple(kernel_args))
+        if config.kernel_args and config.boot != BOOT_LAB_KERNEL:
+            raise P2PError("lab node %r boots through GRUB: --kernel-arg applies to --boot lab-kernel" % self.name,
+                           fix="set kernel arguments of a GRUB node with the kernel_install role")
         self._save(config)
         self._start_qemu(qemu, topology, config, log)
         return True
@@ -244,13 +256,14 @@ class LabNode:
         write_atomic(self.config_file, json.dumps(asdict(config), indent=2) + "\n")
 
     def qemu_argv(
-        self, qemu: str, topology: Topology, ssh_port: int, direct_kernel: Optional[Path] = None
+        self, qemu: str, topology: Topology, ssh_port: int, direct_kernel: Optional[Path] = None,
+        trace_dma: bool = False, kernel_args: Sequence[str] = (),
     ) -> List[str]:
         """QEMU's command line; with ``direct_kernel``, QEMU loads that kernel and the lab initramfs itself."""
         drive_paths = {drive.id: str(self._drive_path(drive.id)) for drive in topology.drives}
         direct: List[str] = []
         if direct_kernel is not None:
-            cmdline = ["console=ttyS0,115200", "root=%s" % ROOT_DEVICE, *topology.cmdline]
+            cmdline = ["console=ttyS0,115200", "root=%s" % ROOT_DEVICE, *topology.cmdline, *kernel_args]
             direct = ["-kernel", str(direct_kernel), "-initrd", str(self.initramfs), "-append", " ".join(cmdline)]
         return [
             qemu,
@@ -276,6 +289,7 @@ class LabNode:
             "-pidfile", str(self.pidfile),
             "-daemonize",
             *direct,
+            *(qemu_trace_args(self.dir / TRACE_FILE) if trace_dma else []),
         ]  # fmt: skip
 
     def _start_qemu(self, qemu: str, topology: Topology, config: NodeConfig, log: Log) -> None:
@@ -286,7 +300,7 @@ class LabNode:
             kernel = lab_kernel()
             build_initramfs(self.initramfs)
             direct_kernel = kernel.bzimage
-        argv = self.qemu_argv(qemu, topology, config.ssh_port, direct_kernel)
+        argv = self.qemu_argv(qemu, topology, config.ssh_port, direct_kernel, config.trace_dma, config.kernel_args)
         log(
             "%s: starting QEMU (topology %s, ssh port %d, boot %s)"
             % (self.name, topology.name, config.ssh_port, config.boot)

@@ -188,7 +188,8 @@ def _provider_state(node: Node, bdf: str, spec: str) -> dict:
         raise P2PError("provider %s offers no p2pmem: %s" % (spec, state["why"]),
                        fix="pick a provider with a published p2pmem directory (an NVMe CMB with WDS and RDS)")
     allocate = "%s/%s/p2pmem/allocate" % (SYS_PCI_DEVICES, bdf)
-    if not node.root.exists(allocate):
+    mem = node.functions[bdf].p2pmem
+    if mem is None or not mem.allocate:
         release = node.kernel.release or "(unknown release)"
         if rules_for(node).has_p2pmem_allocate:
             raise P2PError("%s is missing although kernel %s is 6.2 or later: a snapshot or a copy of /sys "

@@ -12,7 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import SYS_PCI_DEVICES, Node, natural_key
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import is_loaded, namespace_dir, read_target
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import Namespace, Port, Subsystem, Target
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import UnreadableError
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import (
+    SYS_PCI_DEVICES,
+    Node,
+    RdmaDevice,
+    natural_key,
+)
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.nvmet_log import (
+    KERNEL_LOG,
+    Controller,
+    is_loopback,
+    netdev_of_address,
+    parse_nvmet_log,
+    read_kernel_log,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import bdf_sort_key, parse_bdf
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.rules import runs_on_x86
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import (
@@ -639,6 +655,156 @@ def check_multipath_heads(node: Node) -> Optional[CheckResult]:
 
 
 # --------------------------------------------------------------------------------------
+# nvmet: can the p2pmem of each namespace carry data, and did it?
+# --------------------------------------------------------------------------------------
+# Why a transport never moves data through p2pmem: only nvmet-rdma hands the kernel a PCI
+# DMA device to judge against (drivers/nvme/target/rdma.c sets req.p2p_client).
+_NO_P2P_TRANSPORT = {
+    "tcp": "nvmet-tcp copies through socket buffers in system memory",
+    "loop": "nvmet-loop hands the host's own pages to the block layer",
+    "fc": "nvmet-fc never sets a P2P client, so every buffer is allocated from system memory",
+}
+_RDMA_FIX = "export the namespace on an rdma port whose address is on a hardware RDMA NIC near the provider"
+
+
+def _port_rdma_devices(node: Node, port: Port) -> Tuple[List[RdmaDevice], Dict[str, Any]]:
+    """The RDMA devices an rdma port can accept connections on: the ones on its address's network device,
+    or all of them for a wildcard or unknown address."""
+    traddr = port.addr.get("traddr") or ""
+    netdev = netdev_of_address(node.root, traddr)
+    on_netdev = [r for r in node.rdma.values() if netdev is not None and netdev in r.netdevs]
+    evidence = {"traddr": traddr, "netdev": netdev}
+    return (on_netdev or list(node.rdma.values())), evidence
+
+
+def _p2p_port_status(node: Node, port: Port) -> Tuple[str, str, Dict[str, Any]]:
+    """PASS when the port can carry p2pmem, else WARN with the reason; and the evidence."""
+    trtype = port.addr.get("trtype") or "unset"
+    if trtype != "rdma":
+        reason = _NO_P2P_TRANSPORT.get(trtype, "only nvmet-rdma uses p2pmem")
+        return WARN, "port %d is %s: %s, never p2pmem" % (port.portid, trtype, reason), {"trtype": trtype}
+    devices, evidence = _port_rdma_devices(node, port)
+    evidence["rdma"] = {r.name: r.bdf if r.software is None else r.software for r in devices}
+    hardware = [r for r in devices if r.software is None and r.bdf is not None]
+    if not devices:
+        return WARN, "port %d is rdma but the node has no RDMA device" % port.portid, evidence
+    if not hardware:
+        return WARN, "port %d is rdma on software RDMA (%s): with no PCI DMA device nvmet uses system memory" % (
+            port.portid, ", ".join("%s %s" % (r.name, r.software) for r in devices)), evidence
+    return PASS, "port %d is rdma on %s" % (
+        port.portid, ", ".join("%s (%s)" % (r.name, r.bdf) for r in hardware)), evidence
+
+
+def _connections_verdict(
+    nqn: str, ns: Namespace, controllers: Optional[List[Controller]]
+) -> Tuple[str, str, Optional[str], Dict[str, Any]]:
+    """What the kernel log says about the namespace's p2pmem at connect time."""
+    if controllers is None:
+        return WARN, "the kernel log could not be read, so whether the kernel used p2pmem is unknown", \
+            "run as root (reading %s needs CAP_SYSLOG)" % KERNEL_LOG, {}
+    evidence: Dict[str, Any] = {
+        KERNEL_LOG: [
+            {"controller": c.cntlid, "host": c.hostnqn, "p2pmem": c.p2pmem.get(ns.nsid), "refusals": c.refusals}
+            for c in controllers
+        ]
+    }
+    if not controllers:
+        return PASS, "no host has connected since the kernel log began; the kernel picks the provider when one " \
+            "does (then this check reads its answer)", None, evidence
+    used = [c for c in controllers if ns.nsid in c.p2pmem]
+    last = controllers[-1]
+    if ns.nsid in last.p2pmem:
+        return PASS, "the kernel logged 'using p2pmem on %s for nsid %d' for controller %d (host %s), the latest " \
+            "of %d" % (last.p2pmem[ns.nsid], ns.nsid, last.cntlid, last.hostnqn, len(controllers)), None, evidence
+    why = "controller %d (host %s) of %s got no 'using p2pmem ... for nsid %d' line: its I/O uses system memory" % (
+        last.cntlid, last.hostnqn, nqn, ns.nsid)
+    if last.refusals:
+        why += "; the kernel said: %s" % " | ".join(last.refusals)
+    elif used:
+        why += " (earlier controllers did use p2pmem)"
+    else:
+        why += "; the host may have connected over a port that is not rdma"
+    return FAIL, why, "put the provider and the RDMA NIC behind one switch (see the locality checks), and " \
+        "connect the host over the rdma port", evidence
+
+
+def check_nvmet_datapath(node: Node, target: Target) -> List[CheckResult]:
+    """For each enabled nvmet namespace with p2pmem: whether its ports can carry p2pmem, and whether the
+    kernel used it when a host connected (kernel log)."""
+    log: Optional[Dict[str, List[Controller]]] = None
+    log_read = False
+    results = []
+    for subsystem in sorted(target.subsystems, key=lambda s: s.nqn):
+        ports = [p for p in sorted(target.ports, key=lambda p: p.portid) if subsystem.nqn in (p.subsystems or [])]
+        for ns in sorted(subsystem.namespaces, key=lambda n: n.nsid):
+            if not ns.enable or ns.p2pmem in (None, "0"):
+                continue
+            if not log_read:
+                log, log_read = _nvmet_log(node), True
+            results.append(_namespace_datapath(node, subsystem, ns, ports, log))
+    return results
+
+
+def _nvmet_log(node: Node) -> Optional[Dict[str, List[Controller]]]:
+    try:
+        text = read_kernel_log(node.root)
+    except UnreadableError:
+        return None
+    return None if text is None else parse_nvmet_log(text)
+
+
+def _namespace_datapath(
+    node: Node, subsystem: Subsystem, ns: Namespace, ports: Sequence[Port],
+    log: Optional[Dict[str, List[Controller]]],
+) -> CheckResult:
+    check_id = "nvmet-datapath:%s/%d" % (subsystem.nqn, ns.nsid)
+    head = "namespace %d of %s (%s, p2pmem %s)" % (
+        ns.nsid, subsystem.nqn, ns.device.get("path"), "auto" if ns.p2pmem == "1" else ns.p2pmem)
+    evidence: Dict[str, Any] = {namespace_dir(subsystem.nqn, ns.nsid) + "/p2pmem": ns.p2pmem}
+    if not ports:
+        return CheckResult(check_id, WARN, "%s is on no port: no data moves" % head,
+                           "link the subsystem to an rdma port", evidence)
+    verdicts = [_p2p_port_status(node, port) for port in ports]
+    evidence["ports"] = {str(port.portid): dict(v[2], status=v[0], why=v[1]) for port, v in zip(ports, verdicts)}
+    carriers = [why for status, why, _ in verdicts if status == PASS]
+    blocked = [why for status, why, _ in verdicts if status != PASS]
+    if not carriers:
+        return CheckResult(check_id, WARN, "%s cannot carry data through p2pmem: %s" % (head, "; ".join(blocked)),
+                           _RDMA_FIX, evidence)
+    status, why, fix, log_evidence = _connections_verdict(subsystem.nqn, ns, None if log is None else
+                                                          log.get(subsystem.nqn, []))
+    evidence.update(log_evidence)
+    why = "%s can carry data through p2pmem (%s): %s" % (head, "; ".join(carriers), why)
+    if blocked and status != WARN:
+        # The log does not name the transport: a controller without the line may be a host on one of these.
+        status, fix = WARN, "hosts on those ports use system memory: " + _RDMA_FIX
+        why += "; but %s" % "; ".join(blocked)
+    return CheckResult(check_id, status, why, fix, evidence)
+
+
+def check_nvmet_any_host(target: Target) -> List[CheckResult]:
+    """A subsystem open to any host on a port other hosts can reach."""
+    results = []
+    for subsystem in sorted(target.subsystems, key=lambda s: s.nqn):
+        if subsystem.attr.get("allow_any_host") != "1":
+            continue
+        exposed = [
+            "port %d (%s %s:%s)" % (p.portid, p.addr.get("trtype"), p.addr.get("traddr"), p.addr.get("trsvcid"))
+            for p in sorted(target.ports, key=lambda p: p.portid)
+            if subsystem.nqn in (p.subsystems or []) and not is_loopback(p.addr.get("trtype"), p.addr.get("traddr"))
+        ]
+        if exposed:
+            results.append(CheckResult(
+                "nvmet-any-host:%s" % subsystem.nqn, WARN,
+                "%s allows any host and is exported on %s: every host that reaches it can read and write its "
+                "namespaces" % (subsystem.nqn, ", ".join(exposed)),
+                "set allow_any_host to false and list the hosts' NQNs in allowed_hosts",
+                {"attr_allow_any_host": "1", "ports": exposed},
+            ))
+    return results
+
+
+# --------------------------------------------------------------------------------------
 # All of them
 # --------------------------------------------------------------------------------------
 def run_checks(
@@ -689,6 +855,10 @@ def run_checks(
     multipath = check_multipath_heads(node)
     if multipath is not None:
         results.append(multipath)
+    if is_loaded(node.root):
+        target = read_target(node.root)
+        results.extend(check_nvmet_datapath(node, target))
+        results.extend(check_nvmet_any_host(target))
     return results
 
 

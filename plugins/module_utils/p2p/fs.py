@@ -168,6 +168,33 @@ class SysRoot:
             return None
         return data.decode("utf-8", "replace").rstrip("\n")
 
+    def read_log(self, path: str) -> Optional[str]:
+        """The text of a log: a regular file, or a character device such as /dev/kmsg that hands out one
+        record per read and blocks at its end (read here without blocking). None if absent."""
+        if self.kind(path) is not None:
+            return self.read_text(path)
+        try:
+            handle = os.open(self.host_path(path), os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except PermissionError as exc:
+            raise UnreadableError("cannot read %s: permission denied" % path, fix="run as root") from exc
+        records = []
+        try:
+            while True:
+                try:
+                    record = os.read(handle, 8192)
+                except BlockingIOError:
+                    break
+                except BrokenPipeError:
+                    continue  # the ring buffer overwrote the next record while we read: go on with the one after
+                if not record:
+                    break
+                records.append(record)
+        finally:
+            os.close(handle)
+        return b"".join(records).decode("utf-8", "replace")
+
     def read_int(self, path: str, base: int = 0) -> Optional[int]:
         """An integer attribute (``0x``-prefixed values are hex by default), None if absent or not a number."""
         text = self.read_text(path)
@@ -341,6 +368,9 @@ class MemoryRoot(SysRoot):
         self._touch(path)
         data = self._files.get(self._real(_node_path(path)))
         return data if data is None or limit < 0 else data[:limit]
+
+    def read_log(self, path: str) -> Optional[str]:
+        return self.read_text(path)
 
     def listdir(self, path: str) -> list:
         self._touch(path)

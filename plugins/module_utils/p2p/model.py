@@ -55,14 +55,17 @@ class Problem:
 
 @dataclass(frozen=True)
 class P2PMem:
-    """``p2pmem/{size,available,published}`` of a provider (bytes, bytes, bool)."""
+    """``p2pmem/{size,available,published}`` of a provider (bytes, bytes, bool), and whether
+    ``p2pmem/allocate`` is there (Linux 6.2 and later: user space can map p2pmem)."""
 
     size: int
     available: int
     published: bool
+    allocate: bool = False
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "available": self.available, "published": self.published}
+        return {"size": self.size, "available": self.available, "published": self.published,
+                "allocate": self.allocate}
 
 
 @dataclass

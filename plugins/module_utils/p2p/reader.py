@@ -216,7 +216,9 @@ class _Reader:
         published = self.integer(path + "/published", 10)
         if size is None and available is None and published is None:
             return None
-        return P2PMem(size=size or 0, available=available or 0, published=bool(published))
+        # Asked here, so that a snapshot (which packs what the reader touched) records it too.
+        allocate = self.root.exists(path + "/allocate")
+        return P2PMem(size=size or 0, available=available or 0, published=bool(published), allocate=allocate)
 
     # -- NVMe ----------------------------------------------------------------------------
     def read_nvme(self) -> None:

@@ -43,6 +43,9 @@ _TAKE_AGAIN = "take the snapshot again on the node with 'p2pctl snapshot -o FILE
 _BLOCK = 512
 _END_OF_ARCHIVE = bytes(_BLOCK)
 _MEMBER_KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"5": "dir", b"2": "link"}
+# Files the model only asks about, never reads: packed empty. p2pmem/allocate can only be mapped;
+# sysfs gives it a size of 1 TiB (so that mmap length checks pass), which a plain read would try to buffer.
+_PRESENCE_ONLY = ("/p2pmem/allocate",)
 
 
 @dataclass
@@ -107,6 +110,8 @@ def _entry_of(root: SysRoot, path: str, unreadable: List[str]) -> Optional[_Entr
     if kind == "dir":
         return _Entry("dir")
     if kind == "file":
+        if path.endswith(_PRESENCE_ONLY):
+            return _Entry("file")
         return _Entry("file", data=_read_whole(root, path, unreadable))
     return None  # absent (the model asked whether it exists), or a device node, fifo or socket
 
