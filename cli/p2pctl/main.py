@@ -18,6 +18,7 @@ from p2pctl.commands.datapath import datapath
 from p2pctl.commands.distance import distance
 from p2pctl.commands.kernel import kernel
 from p2pctl.commands.lab import lab
+from p2pctl.commands.provision import provision
 from p2pctl.commands.snapshot import snapshot
 from p2pctl.commands.topology import topology
 
@@ -60,6 +61,7 @@ cli.add_command(topology)
 cli.add_command(distance)
 cli.add_command(check)
 cli.add_command(datapath)
+cli.add_command(provision)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import collection_root
@@ -49,10 +49,24 @@ class PlaybookRun:
     check: bool = False
     diff: bool = False
     envvars: Mapping[str, str] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    forks: Optional[int] = None
+    # -e values as the user typed them (key=value, JSON, @file), for Ansible to parse as it always does.
+    extra_vars_args: Sequence[str] = ()
 
     def options(self) -> List[str]:
         """The command line options besides inventory, limit and extra vars."""
-        return (["--check"] if self.check else []) + (["--diff"] if self.diff else [])
+        options = (["--check"] if self.check else []) + (["--diff"] if self.diff else [])
+        if self.tags:
+            options += ["--tags", ",".join(self.tags)]
+        if self.skip_tags:
+            options += ["--skip-tags", ",".join(self.skip_tags)]
+        if self.forks is not None:
+            options += ["--forks", str(self.forks)]
+        for value in self.extra_vars_args:
+            options += ["-e", value]
+        return options
 
     def argv(self) -> List[str]:
         """The ansible-playbook command this run amounts to (for the user to read or repeat)."""
@@ -90,11 +104,12 @@ class PlaybookRun:
         }
 
 
-def run_playbook(run: PlaybookRun) -> Iterator[Dict[str, Any]]:
+def run_playbook(run: PlaybookRun, fail: bool = True) -> Iterator[Dict[str, Any]]:
     """Run ``run`` and yield each ansible-runner event as it happens.
 
-    Raises P2PError after the last event when the playbook failed, naming the failed tasks.
-    Stopping the iteration early cancels the run.
+    With ``fail``, raises P2PError after the last event when the playbook failed, naming the failed
+    tasks; without, the caller judges the hosts from the events (the last one, playbook_on_stats,
+    has every host's counts). Stopping the iteration early cancels the run.
     """
     import ansible_runner  # only the commands that run playbooks pay for importing it
 
@@ -120,7 +135,7 @@ def run_playbook(run: PlaybookRun) -> Iterator[Dict[str, Any]]:
         finally:
             cancelled.set()
             thread.join()
-    if runner.status != "successful":
+    if fail and runner.status != "successful":
         raise P2PError(
             "playbook %s %s (ansible-playbook exit %s)%s"
             % (run.playbook.name, runner.status, runner.rc, ": " + "; ".join(failures) if failures else ""),
