@@ -16,6 +16,7 @@ from p2pctl import debian_packages
 from p2pctl.commands.check import check
 from p2pctl.commands.datapath import datapath
 from p2pctl.commands.distance import distance
+from p2pctl.commands.inventory import inventory
 from p2pctl.commands.kernel import kernel
 from p2pctl.commands.lab import lab
 from p2pctl.commands.provision import provision
@@ -62,6 +63,7 @@ cli.add_command(distance)
 cli.add_command(check)
 cli.add_command(datapath)
 cli.add_command(provision)
+cli.add_command(inventory)
 
 
 def main() -> None:
