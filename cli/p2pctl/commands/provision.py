@@ -38,7 +38,8 @@ def _tags(_ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) 
 @click.command(short_help="Take nodes from a stock OS to a verified NVMe-oF target (the site playbook).")
 @click.option("--inventory", "-i", required=True, type=click.Path(exists=True), help="Ansible inventory file or "
               "directory (p2pctl inventory init writes one).")
-@click.option("--limit", "-l", metavar="PATTERN", help="Only these hosts (Ansible's host pattern).")
+@click.option("--limit", "-l", metavar="PATTERN", help="Only these hosts (Ansible's host pattern); the controller, "
+              "which builds the kernel, is always included.")
 @click.option("--tags", "-t", multiple=True, callback=_tags, metavar="TAGS",
               help="Only these phases: " + ", ".join(PHASE_ORDER) + " (comma-separated or repeated).")
 @click.option("--skip-tags", multiple=True, callback=_tags, metavar="TAGS", help="Skip these phases.")
@@ -82,7 +83,8 @@ def provision(
     run = PlaybookRun(
         playbook_path("site"),
         inventory=os.path.abspath(inventory),
-        limit=limit,
+        # The kernel is built on the controller (kernel_build_hosts' default), which a limit to nodes leaves out.
+        limit="%s:localhost" % limit if limit else None,
         check=check,
         diff=diff,
         tags=tags,
