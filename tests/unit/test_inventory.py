@@ -49,8 +49,8 @@ def test_add_node_keeps_comments_and_order_and_ansible_sees_the_nodes(tmp_path: 
     hosts.write_text(hosts.read_text() + "    # monitoring runs elsewhere\n    clients:\n      hosts:\n"
                      "        c1: {ansible_host: 192.0.2.50}\n")
     before = hosts.read_text()
-    for args in (["n1", "--address", "192.0.2.11", "--user", "root"], ["n2", "--address", "192.0.2.12", "--port",
-                                                                          "2222"]):
+    nodes = (["n1", "--address", "192.0.2.11", "--user", "root"], ["n2", "--address", "192.0.2.12", "--port", "2222"])
+    for args in nodes:
         result = p2pctl("inventory", "add-node", *args, "--inventory", str(tmp_path))
         assert result.returncode == 0, result.stderr
     after = hosts.read_text()
