@@ -109,7 +109,10 @@ class LabNode:
                 fix="see p2pctl lab status for the nodes there are, or create it with p2pctl lab up --name %s"
                 % self.name,
             )
-        return NodeConfig(**json.loads(self.config_file.read_text()))
+        saved = json.loads(self.config_file.read_text())
+        # The lab directory is shared: a node written by another p2pctl version may carry settings this one does
+        # not know, and must not stop this one from listing or stopping the nodes.
+        return NodeConfig(**{key: value for key, value in saved.items() if key in NodeConfig.__dataclass_fields__})
 
     def pid(self) -> Optional[int]:
         """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""
