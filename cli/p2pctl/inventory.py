@@ -77,15 +77,15 @@ GROUP_VARS_YML = """\
 
 def init(directory: Path, group: str = DEFAULT_GROUP) -> List[Path]:
     """Write hosts.yml and group_vars/all.yml under ``directory``; refuses to overwrite either."""
-    files = [(directory / "hosts.yml", HOSTS_YML), (directory / "group_vars" / "all.yml", GROUP_VARS_YML)]
-    existing = [str(path) for path, _ in files if path.exists()]
+    files = {directory / "hosts.yml": HOSTS_YML, directory / "group_vars" / "all.yml": GROUP_VARS_YML}
+    existing = [str(path) for path in files if path.exists()]
     if existing:
         raise P2PError("%s already exist%s" % (" and ".join(existing), "s" if len(existing) == 1 else ""),
                        fix="add nodes with 'p2pctl inventory add-node', or init another directory")
-    for path, text in files:
+    for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(str(path), text.format(directory=directory, group=group))
-    return [path for path, _ in files]
+    return list(files)
 
 
 def inventory_file(path: Path) -> Path:

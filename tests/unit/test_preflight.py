@@ -100,17 +100,17 @@ def test_publication_is_judged_on_the_running_p2pdma_kernel_unless_a_kernel_boot
     # 03:00.0 has no CMB: enable answers ENODEV on this kernel. With a kernel boot pending (which may bring the
     # pseudo-CMB quirk) only its path is judged, and the path from nvme2n1 to its own controller is fine.
     declared_ns = config(namespace(1, "/dev/nvme2n1", "0000:03:00.0"))
-    now, _ = target_problems(declared_ns, p2pdma_kernel, kernel_pending=False)
+    now = target_problems(declared_ns, p2pdma_kernel, kernel_pending=False)[0]
     assert len(now) == 1 and "has no published p2pmem, the kernel refuses it (ENODEV)" in now[0].message
     pending, verdicts = target_problems(declared_ns, p2pdma_kernel, kernel_pending=True)
     assert pending == [] and [v["provider"] for v in verdicts] == ["0000:03:00.0"]
 
 
 def test_every_problem_of_the_declaration_is_listed_in_one_pass(p2pdma_kernel: P2PJudge) -> None:
-    problems, _ = target_problems(
+    problems = target_problems(
         config(namespace(1, "/dev/nvme0n1"), namespace(1, "/dev/nvme1n1"), namespace(3, "/dev/nvme9n1"),
                namespace(4, "/dev/nvme0n1", "0000:02:00.0"), ports=(1, 1)),
-        p2pdma_kernel, kernel_pending=False)
+        p2pdma_kernel, kernel_pending=False)[0]
     messages = [p.message for p in problems]
     assert messages[0] == "port id 1 is declared twice; nsid 1 is declared twice"
     assert messages[1] == "subsystem nqn.2026-01.com.example:s1 namespace 3: device /dev/nvme9n1 does not exist " \
@@ -120,5 +120,5 @@ def test_every_problem_of_the_declaration_is_listed_in_one_pass(p2pdma_kernel: P
 
 
 def test_a_declaration_outside_nvmetcli_schema_is_one_problem(p2pdma_kernel: P2PJudge) -> None:
-    problems, _ = target_problems({"subsystems": [{"namespaces": []}]}, p2pdma_kernel, False)
+    problems = target_problems({"subsystems": [{"namespaces": []}]}, p2pdma_kernel, False)[0]
     assert len(problems) == 1 and problems[0].message.startswith("nvmet_config is not in nvmetcli's JSON schema")
