@@ -157,7 +157,8 @@ class Fleet:
                 host.checks = result["checks"]
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             host.failed += 1
-            host.errors.append("%s: %s" % (host.task, result.get("msg", "failed")))
+            # An include that cannot load its role says why in 'reason', not 'msg'.
+            host.errors.append("%s: %s" % (host.task, result.get("msg") or result.get("reason") or "failed"))
         elif kind == "runner_on_unreachable":
             host.unreachable += 1
             host.errors.append("%s: %s" % (host.task, result.get("msg", "unreachable")))

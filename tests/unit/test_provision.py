@@ -22,9 +22,10 @@ from p2pctl.provision import (
     KERNEL_INSTALL_TASKS,
     PHASE_ORDER,
     PHASES,
+    Fleet,
     safety,
 )
-from p2pctl.runner import PlaybookRun
+from p2pctl.runner import PlaybookRun, run_playbook
 from tests.unit.test_cli import P2PCTL, p2pctl
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -189,3 +190,16 @@ def test_tags_forks_and_extra_vars_reach_ansible_playbook_as_typed() -> None:
                       skip_tags=("kernel_build",), forks=10, extra_vars_args=("a=1", "@vars.yml"))
     assert run.argv()[3:] == ["--tags", "nvme,verify", "--skip-tags", "kernel_build", "--forks", "10",
                               "-e", "a=1", "-e", "@vars.yml", str(run.playbook)]
+
+
+def test_a_failure_without_msg_is_reported_with_ansibles_reason(tmp_path: Path) -> None:
+    playbook = tmp_path / "missing_role.yml"
+    playbook.write_text("- name: Configure the NVMe-oF target\n  hosts: localhost\n  gather_facts: false\n"
+                        "  tasks:\n    - name: Include a role that is not there\n"
+                        "      ansible.builtin.include_role:\n        name: no_such_role\n")
+    fleet = Fleet()
+    for event in run_playbook(PlaybookRun(playbook), fail=False):
+        fleet.feed(event)
+    host = fleet.hosts["localhost"]
+    assert (host.status, host.phase) == ("failed", "nvmet")
+    assert host.errors[0].startswith("Include a role that is not there: the role 'no_such_role' was not found")
