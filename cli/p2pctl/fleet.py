@@ -27,7 +27,7 @@ from p2pctl.runner import Inventory, PlaybookRun, run_playbook
 CHECK_ACTION = "p2pdma.storage.p2p_check"
 # The judging task only: the fleet report shows every non-PASS check itself, so the role's per-check debug
 # task and its fail task (which would also cost a task per host) are left out.
-CHECK_TAGS = "p2p_check_judge"
+CHECK_TAGS = ("p2p_check_judge",)
 
 
 def fleet_run(

@@ -16,8 +16,10 @@ from p2pctl import debian_packages
 from p2pctl.commands.check import check
 from p2pctl.commands.datapath import datapath
 from p2pctl.commands.distance import distance
+from p2pctl.commands.inventory import inventory
 from p2pctl.commands.kernel import kernel
 from p2pctl.commands.lab import lab
+from p2pctl.commands.provision import provision
 from p2pctl.commands.snapshot import snapshot
 from p2pctl.commands.topology import topology
 
@@ -60,6 +62,8 @@ cli.add_command(topology)
 cli.add_command(distance)
 cli.add_command(check)
 cli.add_command(datapath)
+cli.add_command(provision)
+cli.add_command(inventory)
 
 
 def main() -> None:

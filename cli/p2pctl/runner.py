@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import collection_root
@@ -51,15 +51,24 @@ class PlaybookRun:
     check: bool = False
     diff: bool = False
     envvars: Mapping[str, str] = field(default_factory=dict)
-    forks: Optional[int] = None  # None: Ansible's configured forks
-    tags: Optional[str] = None  # comma-separated, as --tags takes them
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    forks: Optional[int] = None
+    # -e values as the user typed them (key=value, JSON, @file), for Ansible to parse as it always does.
+    extra_vars_args: Sequence[str] = ()
 
     def options(self) -> List[str]:
         """The command line options besides inventory, limit and extra vars."""
         options = (["--check"] if self.check else []) + (["--diff"] if self.diff else [])
+        if self.tags:
+            options += ["--tags", ",".join(self.tags)]
+        if self.skip_tags:
+            options += ["--skip-tags", ",".join(self.skip_tags)]
         if self.forks is not None:
             options += ["--forks", str(self.forks)]
-        return options + (["--tags", self.tags] if self.tags else [])
+        for value in self.extra_vars_args:
+            options += ["-e", value]
+        return options
 
     def argv(self) -> List[str]:
         """The ansible-playbook command this run amounts to (for the user to read or repeat)."""

@@ -83,9 +83,9 @@ def test_a_failed_task_is_named_after_its_events(playbook, tmp_path):
 
 
 def test_forks_tags_and_pipelining_reach_ansible_playbook(playbook):
-    run = PlaybookRun(playbook, forks=10, tags="judge")
-    assert run.argv()[-5:] == ["--forks", "10", "--tags", "judge", str(playbook)]
-    assert run.runner_options("/tmp/private")["cmdline"] == "--forks 10 --tags judge"
+    run = PlaybookRun(playbook, forks=10, tags=("judge",))
+    assert run.argv()[-5:] == ["--tags", "judge", "--forks", "10", str(playbook)]
+    assert run.runner_options("/tmp/private")["cmdline"] == "--tags judge --forks 10"
     assert run.env()["ANSIBLE_PIPELINING"] == "True"
 
 

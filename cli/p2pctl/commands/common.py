@@ -32,3 +32,8 @@ def echo_json(value: Any) -> None:
     # Indented for a person at a terminal; compact into a pipe or file, where the C
     # encoder writes a large node's tree several times faster than the indenting one.
     click.echo(json.dumps(value, indent=2 if sys.stdout.isatty() else None))
+
+
+def minutes(seconds: float) -> str:
+    """A duration as m:ss."""
+    return "%d:%02d" % divmod(int(seconds), 60)

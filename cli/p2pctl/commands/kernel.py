@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root, kernel_src, playbook_path
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import kbuild, source_tree
+from p2pctl.commands.common import minutes
 from p2pctl.runner import PlaybookRun, run_playbook
 
 
@@ -100,16 +101,12 @@ class BuildStatus:
         text = Text(no_wrap=True, overflow="ellipsis")
         if self.stage:
             text.append(self.stage, style="bold")
-            text.append(" %s (total %s)" % (_minutes(now - self.stage_started), _minutes(now - self.started)))
+            text.append(" %s (total %s)" % (minutes(now - self.stage_started), minutes(now - self.started)))
             text.append("  " + self.reader.last_line.strip(), style="dim")
         else:
             text.append(self.task, style="bold")
-            text.append(" (total %s)" % _minutes(now - self.started))
+            text.append(" (total %s)" % minutes(now - self.started))
         return text
-
-
-def _minutes(seconds: float) -> str:
-    return "%d:%02d" % divmod(int(seconds), 60)
 
 
 def follow(run: PlaybookRun, log: Path) -> None:

@@ -113,7 +113,10 @@ class LabNode:
                 % self.name,
             )
         saved = json.loads(self.config_file.read_text())
-        return NodeConfig(**dict(saved, kernel_args=tuple(saved.get("kernel_args", ()))))
+        # The lab directory is shared: a node written by another p2pctl version may carry settings this one does
+        # not know, and must not stop this one from listing or stopping the nodes.
+        known = {key: value for key, value in saved.items() if key in NodeConfig.__dataclass_fields__}
+        return NodeConfig(**dict(known, kernel_args=tuple(known.get("kernel_args", ()))))
 
     def pid(self) -> Optional[int]:
         """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""

@@ -81,7 +81,21 @@ class P2PJudge:
                 % (what, device, provider, state["why"]),
                 fix="name a provider that publishes p2pmem (p2pctl topology lists them), or use p2pmem: auto",
             )
-        verdict = distance_many(node, provider, [client])
+        return self._path(what, device, client, provider)
+
+    def judge_path(self, what: str, device_path: str, kernel_value: str) -> Optional[dict]:
+        """The kernel's verdict on the path alone, for a node whose kernel publishes no p2pmem yet.
+
+        Before the P2PDMA kernel is in, the topology already tells whether an explicit provider can serve the
+        namespace; which providers will publish (and so what ``auto`` takes) is known only on that kernel: None.
+        """
+        device, client = self._client(what, device_path)
+        if kernel_value == P2PMEM_KERNEL[P2PMEM_AUTO]:
+            return None
+        return self._path(what, device, client, kernel_value)
+
+    def _path(self, what: str, device: str, client: str, provider: str) -> dict:
+        verdict = distance_many(self.node, provider, [client])
         pair = verdict.clients[0]
         if not verdict.supported:
             raise P2PError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from typing import Dict, Optional, Set
+from typing import Dict, List, Optional, Set
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import (
@@ -104,11 +104,17 @@ def validate(desired: Target, current: Target) -> None:
 
 
 def _unique(desired: Target) -> None:
+    """Every name declared twice, in one error, so that one correction fixes them all."""
+    problems: List[str] = []
+    fixes: List[str] = []
+
     def once(kind: str, names: list, fix: str) -> None:
         seen: Set[str] = set()
         for name in names:
             if name in seen:
-                raise P2PError("%s %s is declared twice" % (kind, name), fix=fix)
+                problems.append("%s %s is declared twice" % (kind, name))
+                if fix not in fixes:
+                    fixes.append(fix)
             seen.add(name)
 
     once("host", [h.nqn for h in desired.hosts], "declare each host once")
@@ -120,6 +126,8 @@ def _unique(desired: Target) -> None:
     for port in desired.ports:
         once("ANA group", [str(g.grpid) for g in port.ana_groups], "declare each ANA group of port %d once"
              % port.portid)
+    if problems:
+        raise P2PError("; ".join(problems), fix="; ".join(fixes))
 
 
 def _check_dhchap(nqn: str, dhchap: Dict[str, Optional[str]]) -> None:
