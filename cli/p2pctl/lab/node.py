@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -109,7 +109,10 @@ class LabNode:
                 fix="see p2pctl lab status for the nodes there are, or create it with p2pctl lab up --name %s"
                 % self.name,
             )
-        return NodeConfig(**json.loads(self.config_file.read_text()))
+        saved = json.loads(self.config_file.read_text())
+        # The lab directory is shared: a node made by another p2pctl version may carry settings this one lacks.
+        known = {field.name for field in fields(NodeConfig)}
+        return NodeConfig(**{key: value for key, value in saved.items() if key in known})
 
     def pid(self) -> Optional[int]:
         """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""
