@@ -53,6 +53,7 @@ attributes:
     description: Waits in check mode too; it only reads.
   diff_mode:
     support: none
+    description: It changes nothing, so there is nothing to compare.
 notes:
   - The console must carry the kernel's messages (C(console=) on the kernel command line, no C(quiet)), or the
     trial boot is never seen to start and the wait ends at I(timeout).

@@ -1,6 +1,6 @@
 """The trial boot on a serial console (module_utils/kernel/console.py, modules/trial_boot_wait.py).
 
-``kernel-fallback.serial.log`` is a lab node's serial.log as QEMU wrote it during molecule's
+``kernel-fallback.serial.log.xz`` is a lab node's serial.log as QEMU wrote it (CRLF line ends) during molecule's
 kernel_fallback scenario (2026-12-01): from the stock kernel's login prompt, through the reboot into
 a P2PDMA kernel built without ext4 (initramfs-tools cannot mount root and reboots after panic=10),
 to GRUB's default, the stock kernel, starting again.
@@ -9,6 +9,7 @@ to GRUB's default, the stock kernel, starting again.
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import conso
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-LOG = REPO / "tests" / "fixtures" / "console" / "kernel-fallback.serial.log"
+LOG = REPO / "tests" / "fixtures" / "console" / "kernel-fallback.serial.log.xz"
 TRIAL = "6.12.117-p2p4cefdc2c6c27"
 STOCK = "6.12.117+deb13-amd64"
 PANIC = "Rebooting automatically due to panic= boot argument"
@@ -31,7 +32,7 @@ PANIC = "Rebooting automatically due to panic= boot argument"
 
 @pytest.fixture(scope="module")
 def text() -> str:
-    return LOG.read_bytes().decode("utf-8", "replace")
+    return lzma.decompress(LOG.read_bytes()).decode("utf-8", "replace")
 
 
 def upto(text: str, marker: str) -> str:
@@ -129,7 +130,9 @@ def wait_on(tmp_path: Path, console_log: Path, timeout: int) -> Tuple[Dict[str, 
 
 
 def test_the_module_fails_with_the_console_line_and_what_led_to_it(tmp_path: Path) -> None:
-    result, _ = wait_on(tmp_path, LOG, timeout=600)
+    captured = tmp_path / "serial.log"
+    captured.write_bytes(lzma.decompress(LOG.read_bytes()))
+    result = wait_on(tmp_path, captured, timeout=600)[0]
     assert result["failed"]
     assert result["msg"].startswith("the trial boot of %s failed after " % TRIAL)
     assert result["msg"].endswith(": " + PANIC)

@@ -74,18 +74,11 @@ class TrialBoot:
 def trial_boot(text: str) -> TrialBoot:
     """The first boot in ``text``, the console output since the reboot was asked for."""
     lines = clean_lines(text)
-    banners = [index for index, line in enumerate(lines) if _BANNER.search(line)]
+    banners = [(index, match.group(1)) for index, match in enumerate(map(_BANNER.search, lines)) if match]
     if not banners:
         return TrialBoot(None, [], None)
-    first = banners[0]
-    release = _release(lines[first])
-    if len(banners) == 1:
+    (first, release), later = banners[0], banners[1:2]
+    if not later:
         return TrialBoot(release, lines[first:], None)
-    second = banners[1]
-    return TrialBoot(release, lines[first:second], _release(lines[second]))
-
-
-def _release(banner_line: str) -> str:
-    match = _BANNER.search(banner_line)
-    assert match is not None  # only called on banner lines
-    return match.group(1)
+    (second, next_release) = later[0]
+    return TrialBoot(release, lines[first:second], next_release)
