@@ -6,8 +6,9 @@
 - first boot: a new node's first boot to SSH (fresh overlay; for grub, the first-boot units).
 - boot again: the same node started again after `lab down`.
 - reboot: a reboot from inside the guest until a new boot answers SSH.
-- resume: a saved node started again from its saved state. QEMU 7.2's NVMe model cannot be
-  migrated (savevm: "State blocked by non-migratable device 'nvme'"), so the row says so.
+- resume: a saved node started again from its saved state. The NVMe model of QEMU 7.2 (Debian 12)
+  and 10.0 (Debian 13) cannot be migrated (savevm: "State blocked by non-migratable device
+  '.../nvme'"), so the row says so.
 
 Boot modes: grub (SeaBIOS, GRUB, Debian's kernel, systemd) and lab-kernel (QEMU loads the lab's
 P2PDMA kernel, a minimal init starts sshd); see docs/lab.md.
@@ -34,7 +35,7 @@ from p2pctl.lab.labkernel import lab_kernel
 from p2pctl.lab.node import BOOT_GRUB, BOOT_LAB_KERNEL, BOOT_MODES, ensure_ssh_key
 
 BENCH_NODE = "bench"
-RESUME_BLOCKED = "n/a: QEMU 7.2's nvme device cannot be saved"
+RESUME_BLOCKED = "n/a: the nvme device of QEMU 7.2 and 10.0 cannot be saved (docs/lab.md)"
 
 
 def timed(action: Callable[[], object]) -> float:

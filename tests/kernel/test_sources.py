@@ -12,12 +12,13 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import kernel_src
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import cache_root, kernel_src
 from ansible_collections.p2pdma.storage.plugins.module_utils.kernel import source_tree
 
 pytestmark = pytest.mark.kernel
@@ -44,10 +45,24 @@ def tarball_61() -> str:
 
 
 @pytest.fixture(scope="module")
-def git_repo(tarball_61: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A bare repository with the tarball's tree as one tagged commit; its file:// URL."""
-    base = tmp_path_factory.mktemp("git")
-    subprocess.run(["tar", "-xf", tarball_61, "-C", str(base)], check=True)
+def git_repo(tarball_61: str) -> str:
+    """A bare repository with the tarball's tree as one tagged commit; its file:// URL.
+
+    Made once per tarball content (the commit is the same every time, see GIT_ENV) and kept in the
+    p2pctl cache: extracting and committing 1.2 GB of source is most of this module's time, and the
+    clone that kernel_build makes from it, which is what the tests are about, still runs every time.
+    """
+    cached = cache_root() / "test-git" / source_tree.file_sha256(tarball_61)[:16] / "linux.git"
+    if not cached.is_dir():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="make-", dir=cached.parent) as work:
+            _make_repo(tarball_61, Path(work))
+            os.rename(Path(work) / "linux.git", cached)
+    return "file://%s" % cached
+
+
+def _make_repo(tarball: str, base: Path) -> None:
+    subprocess.run(["tar", "-xf", tarball, "-C", str(base)], check=True)
     (tree,) = [path for path in base.iterdir() if path.is_dir()]
     bare = base / "linux.git"
     env = dict(os.environ, **GIT_ENV)
@@ -62,7 +77,6 @@ def git_repo(tarball_61: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     git("commit", "--quiet", "--message", "Debian linux-source-6.1")
     git("tag", GIT_TAG)
     git("config", "core.bare", "true")
-    return "file://%s" % bare
 
 
 def build_check(*args: str) -> subprocess.CompletedProcess:

@@ -41,8 +41,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNode]:
         lab.destroy(name)
 
 
-def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
-    """The p2p_check task's checks, without evidence values that move between boots, from check.yml."""
+def play(node: LabNode, directory: Path, playbook: Path, extra_vars: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Run ``playbook`` on this node only; the results of its tasks on the node."""
     inventory = Lab().inventory()
     hosts = inventory["all"]["children"]["p2plab"]["hosts"]
     inventory["all"]["children"]["p2plab"]["hosts"] = {node.name: hosts[node.name]}
@@ -55,9 +55,9 @@ def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
             str(Path(sys.executable).parent / "ansible-playbook"),
             "-i",
             str(inventory_file),
-            str(REPO / "playbooks" / "check.yml"),
+            str(playbook),
             "-e",
-            json.dumps({"p2p_check_providers": PROVIDERS, "p2p_check_clients": CLIENTS}),
+            json.dumps(extra_vars),
         ],
         cwd=REPO,
         env=env,
@@ -67,7 +67,13 @@ def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     prefix = "%s | SUCCESS => " % node.name
-    results = [json.loads(line[len(prefix) :]) for line in done.stdout.splitlines() if line.startswith(prefix)]
+    return [json.loads(line[len(prefix) :]) for line in done.stdout.splitlines() if line.startswith(prefix)]
+
+
+def check_results(node: LabNode, directory: Path) -> List[Dict[str, Any]]:
+    """The p2p_check task's checks, without evidence values that move between boots, from check.yml."""
+    extra_vars = {"p2p_check_providers": PROVIDERS, "p2p_check_clients": CLIENTS}
+    results = play(node, directory, REPO / "playbooks" / "check.yml", extra_vars)
     (check_task,) = [result for result in results if "checks" in result]
     return [{key: check[key] for key in ("id", "status", "why")} for check in check_task["checks"]]
 
@@ -78,3 +84,55 @@ def test_check_yml_answers_the_same_after_a_reboot_as_on_the_cold_boot(node: Lab
     assert statuses["kernel-p2pdma"] == "PASS", cold
     node.reboot()
     assert check_results(node, tmp_path) == cold
+
+
+TRIAL_BOOT_WAIT = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Read the boot before the reboot
+      ansible.builtin.slurp:
+        src: /proc/sys/kernel/random/boot_id
+      register: before
+
+    - name: Reboot the lab init's way, in the background (as kernel_install asks for its trial boot)
+      ansible.builtin.shell: sleep 2 && kill -TERM 1
+      async: 60
+      poll: 0
+
+    - name: Wait on the serial console and SSH
+      p2pdma.storage.trial_boot_wait:
+        console_log: "{{ console_log }}"
+        offset: "{{ offset }}"
+        release: "{{ release }}"
+        host: "{{ ansible_host }}"
+        port: "{{ ansible_port }}"
+        timeout: 300
+      delegate_to: localhost
+      register: waited
+
+    - name: Reconnect
+      ansible.builtin.wait_for_connection:
+        timeout: 120
+
+    - name: Read the boot after it
+      ansible.builtin.slurp:
+        src: /proc/sys/kernel/random/boot_id
+      register: after
+
+    - name: Report
+      ansible.builtin.debug:
+        msg: "{{ {'waited': waited, 'rebooted': before.content != after.content} }}"
+"""
+
+
+def test_trial_boot_wait_returns_once_the_rebooted_node_answers_ssh(node: LabNode, tmp_path: Path) -> None:
+    """trial_boot_wait on a real reboot: its success path (its failures: tests/unit/test_console.py)."""
+    release = node.run(["uname", "-r"]).strip()
+    playbook = tmp_path / "trial_boot_wait.yml"
+    playbook.write_text(TRIAL_BOOT_WAIT)
+    extra_vars = {"console_log": str(node.serial_log), "offset": node.serial_log.stat().st_size, "release": release}
+    (report,) = [result["msg"] for result in play(node, tmp_path, playbook, extra_vars) if "msg" in result]
+    assert report["rebooted"]
+    assert report["waited"]["release"] == release
+    assert report["waited"]["console"], report

@@ -63,6 +63,14 @@ def test_down_on_a_stopped_node_reports_it_was_not_running() -> None:
     assert not node.pidfile.exists()
 
 
+def test_a_node_saved_by_a_newer_p2pctl_is_listed_with_the_settings_this_one_knows() -> None:
+    node = make_node("newer")
+    saved = json.loads(node.config_file.read_text())
+    node.config_file.write_text(json.dumps(dict(saved, boot="lab-kernel", trace_dma=True)))
+    assert node.config().boot == "lab-kernel"
+    assert [(row.name, row.topology, row.running) for row in Lab().status()] == [("newer", "switch", False)]
+
+
 def test_a_pidfile_naming_another_process_is_not_taken_for_the_node() -> None:
     node = make_node("reused")
     # This test's own PID is alive but is not a QEMU with this node's overlay open.

@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -113,10 +113,10 @@ class LabNode:
                 % self.name,
             )
         saved = json.loads(self.config_file.read_text())
-        # The lab directory is shared: a node written by another p2pctl version may carry settings this one does
-        # not know, and must not stop this one from listing or stopping the nodes.
-        known = {key: value for key, value in saved.items() if key in NodeConfig.__dataclass_fields__}
-        return NodeConfig(**dict(known, kernel_args=tuple(known.get("kernel_args", ()))))
+        # The lab directory is shared: a node made by another p2pctl version may carry settings this one lacks.
+        known = {field.name for field in fields(NodeConfig)}
+        settings = {key: value for key, value in saved.items() if key in known}
+        return NodeConfig(**dict(settings, kernel_args=tuple(settings.get("kernel_args", ()))))
 
     def pid(self) -> Optional[int]:
         """The PID of this node's QEMU if it is running, else None (a stale pidfile is ignored)."""
