@@ -286,6 +286,14 @@ options:
       - configfs is read and written at C(<root>/sys/kernel/config/nvmet), and p2pmem is judged from C(<root>/sys).
     type: path
     default: /
+  save:
+    description:
+      - After the run, save the whole target as configfs holds it to this file (in check mode, the planned target),
+        in nvmetcli's JSON schema with C(p2pmem), C(buffered_io) and the hosts' C(dhchap) values.
+      - The file is replaced atomically and only when its content changes, with mode 0600 because it holds the
+        DH-HMAC-CHAP secrets. Its directory must exist.
+      - The nvmet role saves to C(/etc/nvmet/config.json), which its boot-time restore and C(nvmetcli restore) read.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -406,6 +414,10 @@ p2pmem:
       distance: 4
       reason: "pci_p2pmem_find_many() takes the nearest published provider (distance 4); 2 are tied and the kernel
         picks one at random"
+saved:
+  description: Whether the I(save) file was written (or would be, in check mode).
+  returned: always
+  type: bool
 diff:
   description: The target before and after, in nvmetcli's JSON schema. In check mode, C(after) is the planned state.
   returned: always
@@ -422,6 +434,11 @@ diff:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.boot import (  # noqa: E402
+    SAVED_MODE,
+    saved_text,
+    write_if_changed,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import (  # noqa: E402
     NVMET,
     ConfigfsWriter,
@@ -497,6 +514,7 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": STATES, "default": "present"},
     "purge": {"type": "bool", "default": False},
     "root": {"type": "path", "default": "/"},
+    "save": {"type": "path"},
 }
 
 
@@ -518,13 +536,17 @@ def main() -> None:
         before = current.to_dict(hide_secrets=True)
         if plan.actions and not module.check_mode:
             apply_actions(ConfigfsWriter(root), plan.actions)
-            after = read_target(root).to_dict(hide_secrets=True)
+            final = read_target(root)
         else:
-            after = plan.after.to_dict(hide_secrets=True)
-    except P2PError as exc:
+            final = plan.after
+        after = final.to_dict(hide_secrets=True)
+        saved = bool(params["save"]) and write_if_changed(
+            params["save"], saved_text(final), SAVED_MODE, check_mode=module.check_mode)
+    except (P2PError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
-        changed=bool(plan.actions),
+        changed=bool(plan.actions) or saved,
+        saved=saved,
         actions=[action.to_dict() for action in plan.actions],
         p2pmem=plan.p2pmem,
         diff={"before": before, "after": after},
