@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet import boot
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import apply_actions, read_target
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import target_from_dict
@@ -190,3 +191,26 @@ def test_the_unit_is_ordered_after_what_the_target_names(saved, tmp_path):
 def test_unit_names_are_systemds_own(path):
     expected = subprocess.run(["systemd-escape", "--path", path], capture_output=True, text=True, check=True)
     assert boot.systemd_escape_path(path) == expected.stdout.strip()
+
+
+PSK = "NVMeTLSkey-1:01:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj/jBqb2:"
+
+
+def test_a_psk_already_in_the_keyring_is_not_inserted_again(tmp_path):
+    psk = {"hostnqn": H1, "subnqn": S1, "key": PSK}
+    assert boot.psk_identity(psk) == "NVMe0R01 %s %s" % (H1, S1)
+    tree = node(str(tmp_path))
+    keys = tree.root.host_path("/proc/keys")
+    os.makedirs(os.path.dirname(keys))
+    with open(keys, "w") as handle:
+        handle.write("1c4f2b3a I--Q---     1 perm 3f010000     0     0 psk       NVMe0R01 %s %s: 32\n" % (H1, S1))
+
+    def never(argv):  # type: ignore[no-untyped-def]
+        pytest.fail("ran %s for a key the keyring holds" % argv)
+
+    assert boot.insert_psks(tree.root, [psk], never) == []
+
+
+def test_a_malformed_psk_is_refused_before_any_command():
+    with pytest.raises(P2PError, match="interchange format"):
+        boot.psk_identity({"hostnqn": H1, "subnqn": S1, "key": "secret"})

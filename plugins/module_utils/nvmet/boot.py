@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import re
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -48,6 +50,12 @@ RESTORE_UNIT = "p2pdma-nvmet-restore.service"
 # The kernel modules a port's transport needs (nvme-loop is the host and target of loop).
 TRANSPORT_MODULES = {"tcp": "nvmet-tcp", "rdma": "nvmet-rdma", "loop": "nvme-loop", "fc": "nvmet-fc"}
 WILDCARD_ADDRESSES = ("0.0.0.0", "::")
+# The TLS PSKs of tcp ports with tsas tls1.3, saved by the role (root only) for the boot-time restore:
+# the kernel's .nvme keyring, where tlshd finds them, is empty after every boot.
+TLS_PSK_FILE = "/etc/nvmet/tls-psks.json"
+_PSK_RE = re.compile(r"^NVMeTLSkey-1:(0[12]):[A-Za-z0-9+/]+={0,2}:$")
+
+Runner = Callable[[List[str]], Tuple[int, str, str]]
 
 
 def saved_text(target: Target) -> str:
@@ -105,6 +113,54 @@ def address_is_local(address: str) -> bool:
         except OSError:
             return False
     return True
+
+
+# --------------------------------------------------------------------------------------
+# TLS PSKs
+# --------------------------------------------------------------------------------------
+def psk_identity(psk: Dict[str, str]) -> str:
+    """The description nvme-cli gives the retained PSK in the .nvme keyring, which the kernel looks up."""
+    match = _PSK_RE.match(psk.get("key", ""))
+    if not match:
+        raise P2PError("the TLS PSK for host %s and subsystem %s is not in the NVMe TLS PSK interchange format"
+                       % (psk.get("hostnqn"), psk.get("subnqn")),
+                       fix="generate it with nvme gen-tls-key (NVMeTLSkey-1:01:...:)")
+    return "NVMe0R%s %s %s" % (match.group(1), psk["hostnqn"], psk["subnqn"])
+
+
+def load_psks(path: str) -> List[Dict[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            psks = json.load(handle)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise P2PError("cannot read the TLS PSKs in %s: %s" % (path, exc),
+                       fix="write them again with the p2pdma.storage.nvmet role") from exc
+    return [dict(psk) for psk in psks]
+
+
+def insert_psks(root: SysRoot, psks: List[Dict[str, str]], run: Runner) -> List[str]:
+    """Put each PSK the keyring lacks into it (nvme check-tls-key --insert); returns the identities inserted."""
+    keys = root.read_text("/proc/keys") or ""
+    inserted = []
+    for psk in psks:
+        identity = psk_identity(psk)
+        if identity + ":" in keys:
+            continue
+        argv = ["nvme", "check-tls-key", "--hostnqn=" + psk["hostnqn"], "--subsysnqn=" + psk["subnqn"],
+                "--keydata=" + psk["key"], "--insert"]
+        rc, _out, err = run(argv)
+        if rc != 0:
+            raise P2PError("nvme check-tls-key --insert for %s failed: %s" % (identity, err.strip()),
+                           fix="check the key, and that the kernel has CONFIG_NVME_TARGET_TCP_TLS")
+        inserted.append(identity)
+    return inserted
+
+
+def run_command(argv: List[str]) -> Tuple[int, str, str]:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
 # --------------------------------------------------------------------------------------
@@ -268,6 +324,9 @@ def main(argv: Sequence[str]) -> int:
     restore_cmd.add_argument("--config", default=SAVED_CONFIG)
     restore_cmd.add_argument("--timeout", type=float, default=90)
     restore_cmd.add_argument("--root", default="/")
+    restore_cmd.add_argument("--tls-psks", default=TLS_PSK_FILE)
+    psks_cmd = commands.add_parser("psks", help="put the saved TLS PSKs the .nvme keyring lacks into it")
+    psks_cmd.add_argument("--tls-psks", default=TLS_PSK_FILE)
     unit_cmd = commands.add_parser("unit", help="write the restore unit for the saved target")
     unit_cmd.add_argument("--config", default=SAVED_CONFIG)
     unit_cmd.add_argument("--program", required=True)
@@ -275,12 +334,26 @@ def main(argv: Sequence[str]) -> int:
     unit_cmd.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     try:
+        if args.command == "psks":
+            inserted = insert_psks(SysRoot("/"), load_psks(args.tls_psks), run_command)
+            print("inserted %s" % ", ".join(inserted) if inserted else "present")
+            return 0
         saved = load_target(args.config)
         if args.command == "unit":
             written = write_if_changed(args.output, restore_unit(saved, args.program, args.timeout), 0o644)
             print("written %s" % args.output if written else "unchanged")
             return 0
-        report = restore(SysRoot(args.root), saved, args.timeout)
+        root = SysRoot(args.root)
+        psk_failure = None
+        try:
+            inserted = insert_psks(root, load_psks(args.tls_psks), run_command) if root.is_live else []
+            if inserted:
+                print("TLS PSKs put in the .nvme keyring: %s" % ", ".join(inserted), flush=True)
+        except P2PError as exc:
+            psk_failure = str(exc)
+        report = restore(root, saved, args.timeout)
+        if psk_failure:
+            report.failed.append(psk_failure)
     except P2PError as exc:
         print("FAILED: %s" % exc)
         return 1
@@ -291,6 +364,11 @@ def main(argv: Sequence[str]) -> int:
 
 __all__ = [
     "RESTORE_UNIT",
+    "TLS_PSK_FILE",
+    "insert_psks",
+    "load_psks",
+    "psk_identity",
+    "run_command",
     "RestoreReport",
     "SAVED_CONFIG",
     "SAVED_MODE",
