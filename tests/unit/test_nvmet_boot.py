@@ -12,10 +12,12 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet import boot
@@ -214,3 +216,20 @@ def test_a_psk_already_in_the_keyring_is_not_inserted_again(tmp_path):
 def test_a_malformed_psk_is_refused_before_any_command():
     with pytest.raises(P2PError, match="interchange format"):
         boot.psk_identity({"hostnqn": H1, "subnqn": S1, "key": "secret"})
+
+
+def test_the_restore_program_runs_on_the_packages_the_role_installs(tmp_path):
+    """The role copies only some module_utils packages to the node: the entry point must import from them alone."""
+    repo = Path(__file__).resolve().parents[2]
+    packages = yaml.safe_load((repo / "roles/nvmet/vars/main.yml").read_text())["__nvmet_module_utils_packages"]
+    installed = tmp_path / "ansible_collections/p2pdma/storage/plugins/module_utils"
+    for package in packages:
+        (installed / package).mkdir(parents=True)
+        for source in (repo / "plugins/module_utils" / package).glob("*.py"):
+            shutil.copy(source, installed / package / source.name)
+    shutil.copy(repo / "roles/nvmet/files/p2pdma-nvmet", tmp_path / "p2pdma-nvmet")
+    # -S: without site-packages, where this checkout is installed (editable) and would answer the imports.
+    done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "p2pdma-nvmet"), "--help"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "restore" in done.stdout
