@@ -177,7 +177,8 @@ options:
           allow_any_host:
             description:
               - Let any host connect. It excludes I(allowed_hosts).
-              - Off unless asked for; prefer host NQN allow-lists.
+              - Off unless asked for; prefer host NQN allow-lists. Asking for it on a subsystem offered on a port
+                other hosts can reach (not loop, not a loopback address) gives a warning naming the port.
             type: bool
           serial:
             description: The serial number, 1..20 printable ASCII characters.
@@ -286,6 +287,23 @@ options:
       - configfs is read and written at C(<root>/sys/kernel/config/nvmet), and p2pmem is judged from C(<root>/sys).
     type: path
     default: /
+  modprobe:
+    description:
+      - Load nvmet and the transport modules the declared ports need (C(nvmet-tcp), C(nvmet-rdma), C(nvme-loop),
+        C(nvmet-fc)) with C(modprobe -a) before reading configfs. Not in check mode.
+      - A module built into the kernel has nothing to load; modprobe's complaint about it is ignored as long as nvmet's
+        configfs directory exists. The kernel itself also asks for a port's transport module when the port is
+        enabled, and answers EINVAL if it has none.
+    type: bool
+    default: false
+  save:
+    description:
+      - After the run, save the whole target as configfs holds it to this file (in check mode, the planned target),
+        in nvmetcli's JSON schema with C(p2pmem), C(buffered_io) and the hosts' C(dhchap) values.
+      - The file is replaced atomically and only when its content changes, with mode 0600 because it holds the
+        DH-HMAC-CHAP secrets. Its directory must exist.
+      - The nvmet role saves to C(/etc/nvmet/config.json), which its boot-time restore and C(nvmetcli restore) read.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -406,6 +424,10 @@ p2pmem:
       distance: 4
       reason: "pci_p2pmem_find_many() takes the nearest published provider (distance 4); 2 are tied and the kernel
         picks one at random"
+saved:
+  description: Whether the I(save) file was written (or would be, in check mode).
+  returned: always
+  type: bool
 diff:
   description: The target before and after, in nvmetcli's JSON schema. In check mode, C(after) is the planned state.
   returned: always
@@ -422,6 +444,12 @@ diff:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.boot import (  # noqa: E402
+    SAVED_MODE,
+    saved_text,
+    transport_modules,
+    write_if_changed,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import (  # noqa: E402
     NVMET,
     ConfigfsWriter,
@@ -432,6 +460,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs impo
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import target_from_dict  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.p2pmem import P2PJudge  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.plan import plan_target  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import exposures  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot  # noqa: E402
 
 STATES = ["present", "absent"]
@@ -497,6 +526,8 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": STATES, "default": "present"},
     "purge": {"type": "bool", "default": False},
     "root": {"type": "path", "default": "/"},
+    "save": {"type": "path"},
+    "modprobe": {"type": "bool", "default": False},
 }
 
 
@@ -505,26 +536,38 @@ def main() -> None:
     params = module.params
     root = SysRoot(params["root"])
     try:
-        if not is_loaded(root):
-            raise P2PError("nvmet is not loaded: %s does not exist%s" % (
-                NVMET, "" if root.is_live else " below %s" % root.root),
-                fix="modprobe nvmet (and the transports: nvmet-tcp, nvmet-rdma, nvme-loop), with configfs mounted")
         try:
             desired = target_from_dict(params, params["state"])
         except ValueError as exc:
             raise P2PError(str(exc), fix="correct the declaration") from exc
+        modprobe = ["modprobe", "-a"] + transport_modules(desired)
+        if params["modprobe"] and not module.check_mode and root.is_live:
+            rc, _out, err = module.run_command(modprobe)
+            if rc != 0 and not is_loaded(root):
+                raise P2PError("%s failed: %s" % (" ".join(modprobe), err.strip()),
+                               fix="install the kernel's modules for nvmet, or boot a kernel with CONFIG_NVME_TARGET")
+        if not is_loaded(root):
+            raise P2PError("nvmet is not loaded: %s does not exist%s" % (
+                NVMET, "" if root.is_live else " below %s" % root.root),
+                fix="%s (or modprobe: true), with configfs mounted" % " ".join(modprobe))
         current = read_target(root)
         plan = plan_target(desired, current, P2PJudge(root), purge=params["purge"])
+        for warning in exposures(plan.after):
+            module.warn(warning)
         before = current.to_dict(hide_secrets=True)
         if plan.actions and not module.check_mode:
             apply_actions(ConfigfsWriter(root), plan.actions)
-            after = read_target(root).to_dict(hide_secrets=True)
+            final = read_target(root)
         else:
-            after = plan.after.to_dict(hide_secrets=True)
-    except P2PError as exc:
+            final = plan.after
+        after = final.to_dict(hide_secrets=True)
+        saved = bool(params["save"]) and write_if_changed(
+            params["save"], saved_text(final), SAVED_MODE, check_mode=module.check_mode)
+    except (P2PError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
-        changed=bool(plan.actions),
+        changed=bool(plan.actions) or saved,
+        saved=saved,
         actions=[action.to_dict() for action in plan.actions],
         p2pmem=plan.p2pmem,
         diff={"before": before, "after": after},

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import Target, target_from_dict
-from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import check_nqn, validate
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import check_nqn, exposures, validate
 from tests.unit.test_nvmet_plan import H1, S1, declaration
 
 
@@ -110,3 +110,26 @@ def test_a_subsystem_removed_in_the_same_run_cannot_stay_linked():
     wanted["subsystems"][0]["state"] = "absent"
     assert "subsystem %s is not on the target" % S1 in str(pytest.raises(
         P2PError, validate, target_from_dict(wanted), Target()).value)
+
+
+@pytest.mark.parametrize(
+    ("addr", "warned"),
+    [
+        ({"trtype": "tcp", "adrfam": "ipv4", "traddr": "192.0.2.10", "trsvcid": "4420"}, True),
+        ({"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "4420"}, False),
+        ({"trtype": "tcp", "adrfam": "ipv6", "traddr": "::1", "trsvcid": "4420"}, False),
+        ({"trtype": "loop"}, False),
+    ],
+)
+def test_any_host_on_a_port_others_reach_is_named(addr, warned):
+    wanted = declaration()
+    wanted["subsystems"][0]["attr"]["allow_any_host"] = "1"
+    wanted["subsystems"][0]["allowed_hosts"] = []
+    wanted["ports"][0]["addr"] = addr
+    warnings = exposures(target_from_dict(wanted))
+    assert bool(warnings) == warned
+    if warned:
+        assert warnings[0].startswith("subsystem %s allows any host (allow_any_host) and is offered on port 1 "
+                                      "(tcp 192.0.2.10:4420)" % S1)
+    wanted["subsystems"][0]["attr"]["allow_any_host"] = "0"
+    assert exposures(target_from_dict(wanted)) == []

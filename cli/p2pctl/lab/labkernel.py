@@ -35,6 +35,8 @@ BUSYBOX = Path("/bin/busybox")
 FAST_INIT = Path(__file__).with_name("fast_init.py")
 # The Debian disk's root partition as the lab kernel sees it: virtio-blk, first disk, first partition.
 ROOT_DEVICE = "/dev/vda1"
+# A file in the node's Debian root; when it says "systemd", the initramfs starts systemd instead of fast_init.py.
+SYSTEMD_MARKER = "/etc/p2plab/init"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,12 @@ if ! $bb mount -t ext4 -o rw {ROOT_DEVICE} /newroot; then
   echo "p2plab: cannot mount {ROOT_DEVICE}"; $bb sleep 5; $bb poweroff -f
 fi
 $bb mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /newroot/run
+# A node whose disk says so boots Debian's systemd, for tests of units that run at boot.
+if [ "$($bb cat /newroot{SYSTEMD_MARKER} 2>/dev/null)" = systemd ]; then
+  $bb umount /proc
+  $bb mount --move /dev /newroot/dev
+  exec $bb switch_root /newroot /lib/systemd/systemd
+fi
 $bb cat > /newroot/run/p2plab-init <<'P2PLAB_INIT'
 {fast_init}P2PLAB_INIT
 $bb umount /proc

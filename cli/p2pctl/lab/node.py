@@ -479,8 +479,10 @@ class LabNode:
         if self.config().boot == BOOT_LAB_KERNEL:
             # Detached and a second later, so the SSH session ends before the init stops sshd: a session
             # cut by the guest going away is never reset under user networking and would hang.
+            # A node booted into systemd (labkernel.SYSTEMD_MARKER) is asked through systemctl instead.
             signal_name = "TERM" if action == "reboot" else "USR2"
-            return ["setsid", "-f", "sh", "-c", "sleep 1; kill -%s 1" % signal_name]
+            script = "sleep 1; if [ -d /run/systemd/system ]; then systemctl %s; else kill -%s 1; fi"
+            return ["setsid", "-f", "sh", "-c", script % (action, signal_name)]
         return ["systemctl", action]
 
     def _qmp_powerdown(self) -> bool:

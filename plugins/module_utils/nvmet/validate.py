@@ -251,3 +251,30 @@ def _check_port(port: Port, present_subsystems: Set[str]) -> None:
     for nqn in port.subsystems or []:
         if nqn not in present_subsystems:
             raise P2PError("%s: subsystem %s is not on the target" % (name, nqn), fix="declare it under subsystems")
+
+
+def is_loopback_port(port: Port) -> bool:
+    """Whether only this node can reach the port: trtype loop, or tcp/rdma on a loopback address."""
+    if port.addr.get("trtype") == "loop":
+        return True
+    try:
+        return ipaddress.ip_address(port.addr.get("traddr") or "").is_loopback
+    except ValueError:
+        return False
+
+
+def exposures(target: Target) -> List[str]:
+    """A warning for each subsystem that lets any host in through a port other hosts can reach."""
+    warnings = []
+    for subsystem in target.subsystems:
+        if subsystem.attr.get("allow_any_host") != "1":
+            continue
+        for port in target.ports:
+            if subsystem.nqn in (port.subsystems or []) and not is_loopback_port(port):
+                warnings.append(
+                    "subsystem %s allows any host (allow_any_host) and is offered on port %d (%s %s:%s): every "
+                    "host that reaches that address can connect and read and write its namespaces; list the hosts "
+                    "in allowed_hosts instead" % (subsystem.nqn, port.portid, port.addr.get("trtype"),
+                                                  port.addr.get("traddr"), port.addr.get("trsvcid"))
+                )
+    return warnings
