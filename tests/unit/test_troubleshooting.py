@@ -36,7 +36,7 @@ def _id_text(node: ast.expr, assigned: Dict[str, ast.expr]) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
-        return str(node.left.value).replace("%s", "<device>")
+        return str(node.left.value).replace("%s", "<device>").replace("%d", "<number>")
     if isinstance(node, ast.Name) and node.id in assigned:
         return _id_text(assigned[node.id], assigned)
     raise AssertionError("a check id built in a way this test cannot read: %s" % ast.unparse(node))
