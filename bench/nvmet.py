@@ -96,7 +96,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--ports", type=int, default=4)
     parser.add_argument("--subsystems", type=int, default=16)
     parser.add_argument("--namespaces", type=int, default=4)

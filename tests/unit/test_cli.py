@@ -58,8 +58,9 @@ def test_topology_json_is_a_nested_tree(node_dir):
     assert upstream["port_type"] == "switch_upstream"
     drive = upstream["children"][0]["children"][0]
     assert drive["nvme"] == ["nvme0"]
-    assert drive["p2pmem"] == {"size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True,
-                              "allocate": False}
+    assert drive["p2pmem"] == {
+        "size": CMB_16M.size_bytes, "available": CMB_16M.size_bytes, "published": True, "allocate": False,
+    }
     assert drive["link"]["current_width"] == 4
 
 

@@ -314,8 +314,6 @@ def restore(
     return report
 
 
-
-
 def main(argv: Sequence[str]) -> int:
     """The node's entry point: ``restore`` (the unit's ExecStart) and ``unit`` (write the unit file)."""
     parser = argparse.ArgumentParser(prog="p2pdma-nvmet")

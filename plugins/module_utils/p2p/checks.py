@@ -766,8 +766,8 @@ def _namespace_datapath(
                            "link the subsystem to an rdma port", evidence)
     verdicts = [_p2p_port_status(node, port) for port in ports]
     evidence["ports"] = {str(port.portid): dict(v[2], status=v[0], why=v[1]) for port, v in zip(ports, verdicts)}
-    carriers = [why for status, why, _ in verdicts if status == PASS]
-    blocked = [why for status, why, _ in verdicts if status != PASS]
+    carriers = [verdict[1] for verdict in verdicts if verdict[0] == PASS]
+    blocked = [verdict[1] for verdict in verdicts if verdict[0] != PASS]
     if not carriers:
         return CheckResult(check_id, WARN, "%s cannot carry data through p2pmem: %s" % (head, "; ".join(blocked)),
                            _RDMA_FIX, evidence)
