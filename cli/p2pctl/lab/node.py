@@ -40,6 +40,8 @@ SSH_TIMEOUT = 300.0
 SHUTDOWN_TIMEOUT = 60.0
 SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
 SERIAL_TAIL_LINES = 15
+# Differs on every boot of the guest: how a reboot is told from the boot before it.
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 # How a node boots, chosen when it is created. grub: SeaBIOS, the disk's GRUB, Debian's stock
 # kernel and systemd, for what is about the bootloader, systemd or packages. lab-kernel: QEMU
 # loads the lab's P2PDMA kernel itself and a minimal init starts sshd on the same disk, in seconds.
@@ -178,8 +180,10 @@ class LabNode:
             raise P2PError("unknown lab boot mode %r" % boot, fix="choose one of: %s" % ", ".join(BOOT_MODES))
         if self.is_running():
             if trace_dma and not self.config().trace_dma:
-                raise P2PError("lab node %r runs without the DMA trace" % self.name,
-                               fix="p2pctl lab down %s, then p2pctl lab up --trace-dma" % self.name)
+                raise P2PError(
+                    "lab node %r runs without the DMA trace" % self.name,
+                    fix="p2pctl lab down %s, then p2pctl lab up --trace-dma" % self.name,
+                )
             log("%s: already running (ssh port %d)" % (self.name, self.config().ssh_port))
             return False
         if self.exists():
@@ -215,8 +219,10 @@ class LabNode:
             self._create(topology, boot or BOOT_GRUB, log)
         config = replace(self.config(), ssh_port=port, trace_dma=trace_dma, kernel_args=tuple(kernel_args))
         if config.kernel_args and config.boot != BOOT_LAB_KERNEL:
-            raise P2PError("lab node %r boots through GRUB: --kernel-arg applies to --boot lab-kernel" % self.name,
-                           fix="set kernel arguments of a GRUB node with the kernel_install role")
+            raise P2PError(
+                "lab node %r boots through GRUB: --kernel-arg applies to --boot lab-kernel" % self.name,
+                fix="set kernel arguments of a GRUB node with the kernel_install role",
+            )
         self._save(config)
         self._start_qemu(qemu, topology, config, log)
         return True
@@ -259,8 +265,13 @@ class LabNode:
         write_atomic(self.config_file, json.dumps(asdict(config), indent=2) + "\n")
 
     def qemu_argv(
-        self, qemu: str, topology: Topology, ssh_port: int, direct_kernel: Optional[Path] = None,
-        trace_dma: bool = False, kernel_args: Sequence[str] = (),
+        self,
+        qemu: str,
+        topology: Topology,
+        ssh_port: int,
+        direct_kernel: Optional[Path] = None,
+        trace_dma: bool = False,
+        kernel_args: Sequence[str] = (),
     ) -> List[str]:
         """QEMU's command line; with ``direct_kernel``, QEMU loads that kernel and the lab initramfs itself."""
         drive_paths = {drive.id: str(self._drive_path(drive.id)) for drive in topology.drives}
@@ -323,8 +334,11 @@ class LabNode:
                 fix="run it by hand to see the whole output: %s" % " ".join(argv),
             )
 
-    def wait_ssh(self, timeout: float = SSH_TIMEOUT) -> None:
-        """Wait until the guest runs a command over SSH; a bounded wait that shows the console if it fails."""
+    def wait_ssh(self, timeout: float = SSH_TIMEOUT, not_boot: Optional[str] = None) -> None:
+        """Wait until the guest runs a command over SSH; a bounded wait that shows the console if it fails.
+
+        With ``not_boot``, wait until a boot other than that one (a boot_id) answers.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if not self.is_running():
@@ -332,18 +346,24 @@ class LabNode:
                     "the QEMU of lab node %r exited; last serial console lines:\n%s" % (self.name, self.serial_tail()),
                     fix="see %s" % self.serial_log,
                 )
+            # The old boot may still answer SSH while it shuts down, and then cut the next
+            # connection ("Connection reset by peer"): a failed probe only means "not yet".
             probe = subprocess.run(
-                self.ssh_argv(["true"], connect_timeout=5),
+                self.ssh_argv(["cat", BOOT_ID], connect_timeout=5),
                 capture_output=True,
+                text=True,
                 stdin=subprocess.DEVNULL,
                 check=False,
             )
-            if probe.returncode == 0:
+            if probe.returncode == 0 and probe.stdout.strip() != not_boot:
                 return
             if time.monotonic() >= deadline:
+                waited_for = (
+                    "come back from its reboot" if not_boot else "answer SSH on 127.0.0.1:%d" % self.config().ssh_port
+                )
                 raise P2PError(
-                    "lab node %r did not answer SSH on 127.0.0.1:%d within %d s; last serial console lines:\n%s"
-                    % (self.name, self.config().ssh_port, timeout, self.serial_tail()),
+                    "lab node %r did not %s within %d s; last serial console lines:\n%s"
+                    % (self.name, waited_for, timeout, self.serial_tail()),
                     fix="see %s; a busy host may need a longer --timeout" % self.serial_log,
                 )
             time.sleep(2)
@@ -373,7 +393,7 @@ class LabNode:
 
     def reboot(self, timeout: float = SSH_TIMEOUT) -> None:
         """Reboot the guest from inside and wait until a new boot answers SSH."""
-        boot_id = self.run(["cat", "/proc/sys/kernel/random/boot_id"]).strip()
+        boot_id = self.run(["cat", BOOT_ID]).strip()
         # The SSH session may be cut, or left hanging, by the reboot itself: its exit status says nothing.
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
@@ -383,27 +403,7 @@ class LabNode:
                 timeout=60,
                 check=False,
             )
-        deadline = time.monotonic() + timeout
-        while True:
-            self.wait_ssh(max(1.0, deadline - time.monotonic()))
-            # The old boot may still answer SSH while it shuts down, and then cut the next
-            # connection ("Connection reset by peer"): a failed read means "not rebooted yet".
-            probe = subprocess.run(
-                self.ssh_argv(["cat", "/proc/sys/kernel/random/boot_id"], connect_timeout=5),
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-            if probe.returncode == 0 and probe.stdout.strip() != boot_id:
-                return
-            if time.monotonic() >= deadline:
-                raise P2PError(
-                    "lab node %r did not come back from its reboot within %d s; last serial console lines:\n%s"
-                    % (self.name, timeout, self.serial_tail()),
-                    fix="see %s; a busy host may need a longer --timeout" % self.serial_log,
-                )
-            time.sleep(2)
+        self.wait_ssh(timeout, not_boot=boot_id)
 
     def ssh_argv(self, command: Sequence[str] = (), connect_timeout: int = 10) -> List[str]:
         config = self.config()
