@@ -111,7 +111,7 @@ def test_the_worst_node_is_the_fleet_status():
     assert fleet_document([])["status"] == "PASS"
 
 
-@pytest.mark.parametrize("option", [["--limit", "x"], ["--forks", "2"], ["--html", "report.html"]])
+@pytest.mark.parametrize("option", [["--limit", "x"], ["--forks", "2"]])
 def test_fleet_options_need_an_inventory(option):
     result = p2pctl("check", *option)
     assert result.returncode == 2 and "needs --inventory" in result.stderr

@@ -1,4 +1,4 @@
-"""p2pctl check --inventory --html: the page as headless Chromium (Debian's chromium) renders it.
+"""p2pctl check --html, of a fleet and of one node: the page as headless Chromium (Debian's chromium) renders it.
 
 Chromium comes with the test tools (python -m p2pctl.debian_packages test, run by scripts/bootstrap --all).
 """
@@ -93,6 +93,24 @@ def test_the_screenshot_shows_the_status_cells_and_the_verdicts(fleet_page, tmp_
     for verdict in ("bus_addr", "not_supported"):
         assert counts[_rgb(VERDICT_COLOURS[verdict])] > 500, "no %s pair cell drawn" % verdict
     assert counts[_rgb(STATUS_COLOURS["PASS"])] == 0  # no node passed, so no green status cell
+
+
+def test_one_node_gets_the_same_page_with_its_tree_and_pairs(tmp_path):
+    snapshot = GUESTS / "switch" / "snapshot.tar.gz"
+    page = tmp_path / "node.html"
+    result = p2pctl("check", "--root", str(snapshot), "--json", "--html", str(page))
+    report = json.loads(result.stdout)
+    assert result.returncode == 3 and report["status"] == "WARN", result.stderr
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    elements = _Elements()
+    elements.feed(dom)
+    # The snapshot has no hostname: the page is named after the snapshot.
+    rows = [attrs["data-host"] for tag, attrs in elements.tags if tag == "tr" and "node" in attrs.get("class", "")]
+    assert rows == [str(snapshot)]
+    assert sum(1 for tag, _attrs in elements.tags if tag == "svg") == 2
+    for check in report["checks"]:
+        assert ("<td>%s</td>" % check["id"] in dom) == (check["status"] != "PASS"), check["id"]
+    assert not [tag for tag, _attrs in elements.tags if tag in ("script", "link", "img", "iframe", "object")]
 
 
 def _rgb(colour: str) -> Tuple[int, int, int]:

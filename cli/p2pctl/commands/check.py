@@ -12,7 +12,13 @@ from rich.console import Console
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, PASS, POLICIES, WARN
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fleet import ERROR, NODE_STATUSES, UNREACHABLE
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fleet import (
+    ERROR,
+    NODE_STATUSES,
+    UNREACHABLE,
+    fleet_document,
+    judged_entry,
+)
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import judge_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root
@@ -79,7 +85,8 @@ EXIT_STATUS = {PASS: 0, WARN: EXIT_WARN, FAIL: EXIT_FAIL, ERROR: EXIT_UNREACHABL
     "--html",
     "html_file",
     type=click.Path(dir_okay=False, writable=True),
-    help="With --inventory: also write the fleet report to this file, one self-contained HTML page.",
+    help="Also write the report to this file, one self-contained HTML page with the PCI tree and the pair "
+    "matrix drawn (with --inventory: the fleet report, a row and a section per node).",
 )
 @json_option
 @click.pass_context
@@ -107,12 +114,18 @@ def check(
     a table with a row per node, then each node's failing checks. A node that does not answer
     is UNREACHABLE, one whose check could not run is ERROR; the others are judged all the same.
     --json prints the fleet report (format p2pdma.storage/fleet/v1, a node report per node).
+    --html writes either report as a page to open in a browser or attach to a ticket.
 
     Exit status: 0 all PASS, 3 some WARN and no FAIL, 4 some FAIL, 2 on bad input; with
     --inventory the worst node counts, and 5 when some node was UNREACHABLE or ERROR.
     """
+    # Before anything is judged, not after: the page is written last.
+    html_dir = Path(html_file or ".").resolve().parent
+    if html_file and not (html_dir.is_dir() and os.access(html_dir, os.W_OK)):
+        raise click.BadParameter("cannot write %s: %s is not a writable directory" % (html_file, html_dir),
+                                 param_hint="--html")
     if inventory is None:
-        for name, value in (("--limit", limit), ("--forks", forks), ("--html", html_file)):
+        for name, value in (("--limit", limit), ("--forks", forks)):
             if value is not None:
                 raise click.UsageError("%s needs --inventory (it judges a fleet)" % name)
         _results, report = judge_node(read_node(open_root(root_spec)), list(providers), list(clients), policy, accepts)
@@ -120,14 +133,15 @@ def check(
             echo_json(report)
         else:
             click.echo(format_report(report))
+        if html_file:
+            # A snapshot may not know its hostname: then the page is named after what was judged.
+            node_name = report["host"] or report["root"]
+            page = render_fleet_html(fleet_document([judged_entry(node_name, report)]),
+                                     title="P2PDMA report of %s" % node_name)
+            Path(html_file).write_text(page, encoding="utf-8")
         sys.exit(EXIT_STATUS[report["status"]])
     if ctx.get_parameter_source("root_spec") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--root and --inventory exclude each other: set p2p_check_root per host instead")
-    # Before the nodes are judged, not after: the page is written last.
-    html_dir = Path(html_file or ".").resolve().parent
-    if html_file and not (html_dir.is_dir() and os.access(html_dir, os.W_OK)):
-        raise click.BadParameter("cannot write %s: %s is not a writable directory" % (html_file, html_dir),
-                                 param_hint="--html")
     fleet = _check_fleet(inventory, limit, forks, _fleet_vars(ctx, providers, clients, policy, accepts), as_json)
     if html_file:
         Path(html_file).write_text(render_fleet_html(fleet), encoding="utf-8")
