@@ -22,9 +22,8 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fleet import (
     fleet_document,
     judged_entry,
 )
-from p2pctl.runner import Inventory, PlaybookRun, run_playbook
+from p2pctl.runner import Inventory, PlaybookRun, check_result, run_playbook
 
-CHECK_ACTION = "p2pdma.storage.p2p_check"
 # The judging task only: the fleet report shows every non-PASS check itself, so the role's per-check debug
 # task and its fail task (which would also cost a task per host) are left out.
 CHECK_TAGS = ("p2p_check_judge",)
@@ -61,7 +60,7 @@ def collect_entries(events: Iterable[Mapping[str, Any]]) -> Dict[str, Dict[str, 
             entries[host] = failed_entry(host, UNREACHABLE, result.get("msg"))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             entries[host] = failed_entry(host, ERROR, "task %r: %s" % (data.get("task"), result.get("msg")))
-        elif kind == "runner_on_ok" and data.get("resolved_action") == CHECK_ACTION:
+        elif check_result(event) is not None:
             entries[host] = judged_entry(host, result)
     return entries
 
@@ -120,4 +119,4 @@ def print_fleet(fleet: Mapping[str, Any], console: Optional[Console] = None) -> 
         len(fleet["nodes"]), ", ".join("%d %s" % (counts[s], s) for s in NODE_STATUSES if counts[s]) or "none"))
 
 
-__all__ = ["CHECK_ACTION", "CHECK_TAGS", "check_fleet", "collect_entries", "fleet_run", "print_fleet"]
+__all__ = ["CHECK_TAGS", "check_fleet", "collect_entries", "fleet_run", "print_fleet"]

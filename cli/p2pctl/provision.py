@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from p2pctl.runner import check_result
+
 # The site playbook's plays (playbooks/*.yml, by name) and the phase (tag) each one is.
 PHASES: Dict[str, str] = {
     "Validate every host before any change": "validate",
@@ -153,8 +155,10 @@ class Fleet:
         if kind == "runner_on_ok":
             host.ok += 1
             host.changed += bool(result.get("changed"))
-            if self.play_phase == "verify" and isinstance(result.get("checks"), list):
-                host.checks = result["checks"]
+            report = check_result(event)
+            # The verify phase's report; kernel_install also judges the node, on its way to the new kernel.
+            if self.play_phase == "verify" and report is not None:
+                host.checks = list(report.get("checks") or [])
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             host.failed += 1
             # An include that cannot load its role says why in 'reason', not 'msg'.

@@ -26,6 +26,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import
 # How often the event loop looks whether the run has ended without a last event (a crash of ansible-runner).
 _POLL_SECONDS = 0.2
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
+CHECK_ACTION = "p2pdma.storage.p2p_check"
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 Inventory = Union[str, Dict[str, Any]]
@@ -38,6 +39,19 @@ def local_inventory() -> Dict[str, Any]:
             "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
         }
     }
+
+
+def check_result(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The result of a p2p_check task in ``event`` (the node's report among Ansible's keys), else None.
+
+    Told by the action Ansible resolved, not by a task's name or a playbook's play, so the report is
+    found wherever a playbook runs the module.
+    """
+    data = event.get("event_data") or {}
+    result = data.get("res")
+    if event.get("event") == "runner_on_ok" and data.get("resolved_action") == CHECK_ACTION:
+        return result if isinstance(result, dict) else None
+    return None
 
 
 @dataclass(frozen=True)
