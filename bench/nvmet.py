@@ -7,7 +7,7 @@ made through null_blk's configfs, then:
 
 - apply: from an empty nvmet configfs to the whole target (read, plan, apply);
 - no-op: the same declaration again (read and plan; nothing to apply);
-- one namespace: one namespace's device changes (disable, write, enable);
+- one namespace: one namespace's device changes (disable, write, enable), with each action printed;
 - restore: the saved target restored into an empty configfs by the boot-time restore;
 - nvmetcli restore: the same file through nvmetcli, when it is installed.
 
@@ -29,6 +29,7 @@ from typing import Callable, List, Optional, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet import boot
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs import (
+    Action,
     ConfigfsWriter,
     apply_actions,
     read_target,
@@ -44,15 +45,21 @@ HOST = "nqn.2026-12.io.p2pdma.bench:host"
 
 
 def make_null_devices(count: int) -> List[str]:
-    """null_blk devices bench0..: 64 MiB each, not memory backed (reads return zeroes)."""
+    """null_blk devices bench0..: 64 MiB each, not memory backed (reads return zeroes).
+
+    6.12 names the disk after its configfs directory (/dev/bench0); older kernels call it nullb<index>.
+    """
     paths = []
     for index in range(count):
         directory = "%s/bench%d" % (NULLB, index)
         os.makedirs(directory, exist_ok=True)
-        for name, value in (("size", "64"), ("index", str(1000 + index)), ("power", "1")):
+        for name, value in (("size", "64"), ("power", "1")):
             with open(os.path.join(directory, name), "w") as handle:
                 handle.write(value)
-        paths.append("/dev/nullb%d" % (1000 + index))
+        with open(os.path.join(directory, "index")) as handle:
+            numbered = "/dev/nullb" + handle.read().strip()
+        named = "/dev/bench%d" % index
+        paths.append(named if os.path.exists(named) else numbered)
     return paths
 
 
@@ -84,9 +91,9 @@ def declaration(ports: int, subsystems: int, namespaces: int, devices: List[str]
     }
 
 
-def converge(root: SysRoot, desired: Target) -> int:
+def converge(root: SysRoot, desired: Target) -> List[Action]:
     plan = plan_target(desired, read_target(root), P2PJudge(root), purge=True)
-    return len(apply_actions(ConfigfsWriter(root), plan.actions))
+    return apply_actions(ConfigfsWriter(root), plan.actions)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -114,7 +121,8 @@ def main() -> int:
         rows.append(("no-op", timed(lambda: converge(root, desired))))
         data["subsystems"][0]["namespaces"][0]["device"]["path"] = devices[count]
         changed = target_from_dict(data)
-        rows.append(("one namespace's device", timed(lambda: converge(root, changed))))
+        touched: List[Action] = []
+        rows.append(("one namespace's device", timed(lambda: touched.extend(converge(root, changed)))))
         with tempfile.TemporaryDirectory() as scratch:
             saved = os.path.join(scratch, "config.json")
             boot.write_if_changed(saved, boot.saved_text(read_target(root)), boot.SAVED_MODE)
@@ -135,6 +143,9 @@ def main() -> int:
         remove_null_devices(count + 1)
     for label, seconds in rows:
         print("%-52s %s" % (label, "not installed" if seconds is None else "%.2f s" % seconds))
+    print("the one-namespace change, action by action:")
+    for action in touched:
+        print("  %s %s%s" % (action.op, action.path, "" if action.value is None else " = " + action.value))
     return 0
 
 

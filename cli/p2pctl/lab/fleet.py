@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.files import write_atomic
 from p2pctl.lab.cache import lab_dir, ssh_key_path
-from p2pctl.lab.labkernel import LAB_CONFIG, LAB_KERNEL_SERIES
+from p2pctl.lab.labkernel import LAB_FRAGMENTS, LAB_KERNEL_SERIES
 from p2pctl.lab.node import SSH_TIMEOUT, LabNode, Log, no_log
 from p2pctl.lab.ssh import ensure_ssh_config, ssh_config_path
 from p2pctl.lab.topologies import get_topology
@@ -43,7 +43,7 @@ def lab_vars() -> Dict[str, Any]:
         # Lab nodes run Debian 13, whose kernel series (linux-source-6.12, kernel-src/patches/6.12) this is.
         "kernel_build_version": LAB_KERNEL_SERIES,
         "kernel_build_config_base": "tinyconfig",
-        "kernel_build_extra_fragments": [str(LAB_CONFIG)],
+        "kernel_build_extra_fragments": [str(fragment) for fragment in LAB_FRAGMENTS],
     }
 
 

@@ -1,7 +1,7 @@
 """The lab's own P2PDMA kernel, booted directly by QEMU (``-kernel``), and the tiny initramfs that starts it.
 
 The kernel is the one the kernel role installs on lab nodes: series 6.12, ``tinyconfig`` plus
-kernel-src/configs/lab.config, everything built in. It is built by the kernel_build role, so
+kernel-src/configs/lab.config and lab-nvmet.config, everything built in. It is built by the kernel_build role, so
 it lands in the same content-hash cache (``~/.cache/p2pctl/kernel-pkg/<hash>``) that the
 molecule scenarios use: one build per series and config on a machine. Its bzImage is taken out of
 the ``linux-image`` package once, next to nothing else, under ``~/.cache/p2pctl/lab-kernel/<hash>``.
@@ -30,7 +30,8 @@ from p2pctl.lab.proc import require_tool
 from p2pctl.runner import run_playbook
 
 LAB_KERNEL_SERIES = "6.12"
-LAB_CONFIG = kernel_src() / "configs" / "lab.config"
+# In this order, after kernel_build's own p2pdma.config.
+LAB_FRAGMENTS = [kernel_src() / "configs" / "lab.config", kernel_src() / "configs" / "lab-nvmet.config"]
 BUSYBOX = Path("/bin/busybox")
 FAST_INIT = Path(__file__).with_name("fast_init.py")
 # The Debian disk's root partition as the lab kernel sees it: virtio-blk, first disk, first partition.
@@ -58,7 +59,7 @@ def lab_kernel() -> LabKernel:
             {
                 "kernel_build_version": LAB_KERNEL_SERIES,
                 "kernel_build_config_base": "tinyconfig",
-                "kernel_build_extra_fragments": [str(LAB_CONFIG)],
+                "kernel_build_extra_fragments": [str(fragment) for fragment in LAB_FRAGMENTS],
                 "kernel_build_result_file": str(result_file),
             },
             check=False,
@@ -69,8 +70,8 @@ def lab_kernel() -> LabKernel:
         except P2PError as error:
             raise P2PError(
                 "building the lab kernel with the kernel_build role failed: %s" % error.message,
-                fix="p2pctl kernel build --series %s --config-base tinyconfig --fragment %s shows the whole run"
-                % (LAB_KERNEL_SERIES, LAB_CONFIG),
+                fix="p2pctl kernel build --series %s --config-base tinyconfig %s shows the whole run"
+                % (LAB_KERNEL_SERIES, " ".join("--fragment %s" % fragment for fragment in LAB_FRAGMENTS)),
             ) from error
         result = json.loads(result_file.read_text())
     output_dir = Path(result["output_dir"])
