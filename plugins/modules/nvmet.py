@@ -236,6 +236,9 @@ options:
                 description:
                   - Absolute path of the block device or file; no C(..).
                   - Stable names such as C(/dev/disk/by-path/pci-0000:05:00.0-nvme-1) are followed to the disk.
+                  - Use a stable name. C(/dev/nvme1n1), C(/dev/sdb) and the like are handed out in probe order, so
+                    they can name another disk after a reboot, when the saved configuration is restored; they give
+                    a warning.
                 type: str
               uuid:
                 description: The namespace UUID.
@@ -255,7 +258,8 @@ options:
               - C(auto) lets the kernel take the nearest published provider (written as C(1)).
               - C(none) uses system memory (written as C(0)).
               - A PCI address (C(0000:03:00.0)) or an NVMe controller name (C(nvme0), written as its address) names
-                the provider.
+                the provider. Controller names follow probe order and can change at a reboot, so a name gives a
+                warning; prefer the address.
               - Only nvmet-rdma on a PCI RDMA device uses it; tcp, loop and fc serve from system memory.
             type: str
           state:
@@ -335,8 +339,8 @@ EXAMPLES = r"""
             p2pmem: auto
           - nsid: 2
             device:
-              path: /dev/nvme1n1
-            p2pmem: nvme0
+              path: /dev/disk/by-id/nvme-Example_SSD_S5XYNA0R123456-1
+            p2pmem: "0000:03:00.0"
     ports:
       - portid: 1
         addr:
@@ -366,7 +370,7 @@ EXAMPLES = r"""
         namespaces:
           - nsid: 1
             device:
-              path: /dev/nvme2n1
+              path: /dev/disk/by-path/pci-0000:07:00.0-nvme-1
     ports:
       - portid: 2
         addr: {trtype: tcp, adrfam: ipv4, traddr: 192.0.2.10, trsvcid: "4420"}
@@ -460,7 +464,7 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.configfs impo
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import target_from_dict  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.p2pmem import P2PJudge  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.plan import plan_target  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import exposures  # noqa: E402
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import exposures, unstable_names  # noqa: E402
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot  # noqa: E402
 
 STATES = ["present", "absent"]
@@ -552,7 +556,7 @@ def main() -> None:
                 fix="%s (or modprobe: true), with configfs mounted" % " ".join(modprobe))
         current = read_target(root)
         plan = plan_target(desired, current, P2PJudge(root), purge=params["purge"])
-        for warning in exposures(plan.after):
+        for warning in exposures(plan.after) + unstable_names(desired):
             module.warn(warning)
         before = current.to_dict(hide_secrets=True)
         if plan.actions and not module.check_mode:

@@ -6,7 +6,12 @@ import pytest
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import Target, target_from_dict
-from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import check_nqn, exposures, validate
+from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.validate import (
+    check_nqn,
+    exposures,
+    unstable_names,
+    validate,
+)
 from tests.unit.test_nvmet_plan import H1, S1, declaration
 
 
@@ -57,15 +62,19 @@ def test_malformed_nqns_are_refused(nqn, reason):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda w: w["subsystems"][0]["namespaces"].append({"nsid": 1, "device": {"path": "/dev/x"}}),
-         "nsid 1 is declared twice"),
+        (
+            lambda w: w["subsystems"][0]["namespaces"].append({"nsid": 1, "device": {"path": "/dev/x"}}),
+            "nsid 1 is declared twice",
+        ),
         (lambda w: w["ports"].append(dict(w["ports"][0])), "port id 1 is declared twice"),
         (lambda w: w["hosts"].append({"nqn": H1}), "host %s is declared twice" % H1),
         (lambda w: w["subsystems"][0]["namespaces"][0].update(nsid=0), "namespace 0: the nsid must be 1..4294967294"),
         (lambda w: w["subsystems"][0]["namespaces"][0].update(nsid=0xFFFFFFFF), "the nsid must be 1..4294967294"),
         (lambda w: w["subsystems"][0]["namespaces"][0].update(device={"path": "dev/nvme0n1"}), "is not absolute"),
-        (lambda w: w["subsystems"][0]["namespaces"][0].update(device={"path": "/dev/../etc/passwd"}),
-         "not a plain absolute path"),
+        (
+            lambda w: w["subsystems"][0]["namespaces"][0].update(device={"path": "/dev/../etc/passwd"}),
+            "not a plain absolute path",
+        ),
         (lambda w: w["subsystems"][0]["namespaces"][0].update(device={}), "namespace 1 has no device path"),
         (lambda w: w["subsystems"][0]["namespaces"][0]["device"].update(uuid="1234"), "device uuid '1234' is not"),
         (lambda w: w["subsystems"][0]["namespaces"][0]["device"].update(nguid="xyz"), "nguid 'xyz' is not 16 bytes"),
@@ -81,8 +90,10 @@ def test_malformed_nqns_are_refused(nqn, reason):
         (lambda w: w["ports"][0]["addr"].update(trtype="iwarp"), "trtype 'iwarp' is not one"),
         (lambda w: w["ports"][0].update(portid=70000), "port 70000: the port id must be 0..65535"),
         (lambda w: w["ports"][0].update(subsystems=["nqn.2026-01.com.example:nothere"]), "is not on the target"),
-        (lambda w: w["subsystems"][0].update(allowed_hosts=["nqn.2026-01.com.example:stranger"]),
-         "allowed host nqn.2026-01.com.example:stranger is not a host on the target"),
+        (
+            lambda w: w["subsystems"][0].update(allowed_hosts=["nqn.2026-01.com.example:stranger"]),
+            "allowed host nqn.2026-01.com.example:stranger is not a host on the target",
+        ),
         (lambda w: w["subsystems"][0]["attr"].update(allow_any_host="1"), "allow_any_host and allowed_hosts exclude"),
         (lambda w: w["subsystems"][0]["attr"].update(serial="x" * 21), "serial 'xxxxxxxxxxxxxxxxxxxxx' must be 1..20"),
         (lambda w: w["subsystems"][0].update(nqn="nqn.2014-08.org.nvmexpress.discovery"), "the discovery NQN"),
@@ -99,7 +110,8 @@ def test_bad_declarations_are_refused_naming_the_object(change, message):
 def test_a_dhchap_secret_in_nvme_cli_format_passes():
     wanted = declaration()
     wanted["hosts"][0]["dhchap"] = {
-        "key": "DHHC-1:00:ia6zGodOr4SEG0Zzaw398rpY0wqipUWj4jWjUh4HWUz6aQ2n:", "hash": "hmac(sha512)",
+        "key": "DHHC-1:00:ia6zGodOr4SEG0Zzaw398rpY0wqipUWj4jWjUh4HWUz6aQ2n:",
+        "hash": "hmac(sha512)",
         "dhgroup": "ffdhe4096",
     }
     validate(target_from_dict(wanted), Target())
@@ -108,8 +120,9 @@ def test_a_dhchap_secret_in_nvme_cli_format_passes():
 def test_a_subsystem_removed_in_the_same_run_cannot_stay_linked():
     wanted = declaration()
     wanted["subsystems"][0]["state"] = "absent"
-    assert "subsystem %s is not on the target" % S1 in str(pytest.raises(
-        P2PError, validate, target_from_dict(wanted), Target()).value)
+    assert "subsystem %s is not on the target" % S1 in str(
+        pytest.raises(P2PError, validate, target_from_dict(wanted), Target()).value
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,7 +142,32 @@ def test_any_host_on_a_port_others_reach_is_named(addr, warned):
     warnings = exposures(target_from_dict(wanted))
     assert bool(warnings) == warned
     if warned:
-        assert warnings[0].startswith("subsystem %s allows any host (allow_any_host) and is offered on port 1 "
-                                      "(tcp 192.0.2.10:4420)" % S1)
+        assert warnings[0].startswith(
+            "subsystem %s allows any host (allow_any_host) and is offered on port 1 (tcp 192.0.2.10:4420)" % S1
+        )
     wanted["subsystems"][0]["attr"]["allow_any_host"] = "0"
     assert exposures(target_from_dict(wanted)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "p2pmem", "warned"),
+    [
+        ("/dev/nvme1n1", None, ["device /dev/nvme1n1 is a name the kernel gives in probe order"]),
+        ("/dev/sdb", "auto", ["device /dev/sdb is a name the kernel gives in probe order"]),
+        ("/dev/loop0", None, ["device /dev/loop0 is a name the kernel gives in probe order"]),
+        ("/dev/disk/by-path/pci-0000:05:00.0-nvme-1", "nvme0", ["p2pmem nvme0 names a controller in probe order"]),
+        ("/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_cmb1-1", "0000:03:00.0", []),
+        ("/dev/mapper/vg0-data", "none", []),
+        ("/dev/nullb0", None, []),
+    ],
+)
+def test_names_the_kernel_gives_in_probe_order_are_warned_of(path, p2pmem, warned):
+    wanted = declaration()
+    namespace, other = wanted["subsystems"][0]["namespaces"]
+    other["device"]["path"] = "/dev/disk/by-path/pci-0000:04:00.0-nvme-1"
+    namespace["device"]["path"] = path
+    namespace["p2pmem"] = p2pmem
+    warnings = unstable_names(target_from_dict(wanted))
+    assert len(warnings) == len(warned)
+    for warning, start in zip(warnings, warned):
+        assert warning.startswith("namespace %d of %s: %s" % (namespace["nsid"], S1, start)), warning

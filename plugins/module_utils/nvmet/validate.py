@@ -278,3 +278,33 @@ def exposures(target: Target) -> List[str]:
                                                   port.addr.get("traddr"), port.addr.get("trsvcid"))
                 )
     return warnings
+
+
+# Block device names the kernel hands out in probe or setup order: NVMe namespaces (controllers probe
+# asynchronously), SCSI and virtio disks, loop and dm devices. The same name can be another disk at the
+# next boot, and the saved configuration is restored by name.
+_ORDER_NAMED_DEVICE = re.compile(r"^/dev/(nvme\d+n\d+|sd[a-z]+|vd[a-z]+|xvd[a-z]+|loop\d+|dm-\d+)$")
+_ORDER_NAMED_CONTROLLER = re.compile(r"^nvme\d+$")
+
+
+def unstable_names(target: Target) -> List[str]:
+    """A warning for each declared namespace named by what the kernel numbers in probe order."""
+    warnings = []
+    for subsystem in target.subsystems:
+        for ns in subsystem.namespaces:
+            what = "namespace %d of %s" % (ns.nsid, subsystem.nqn)
+            path = ns.device.get("path") or ""
+            if _ORDER_NAMED_DEVICE.match(path):
+                warnings.append(
+                    "%s: device %s is a name the kernel gives in probe order, so after a reboot it can be another "
+                    "disk, and the restore at boot exports whatever disk has the name then; name it by "
+                    "/dev/disk/by-id/ (the drive's model and serial) or /dev/disk/by-path/ (its PCI address and "
+                    "namespace)" % (what, path)
+                )
+            if ns.p2pmem is not None and _ORDER_NAMED_CONTROLLER.match(ns.p2pmem):
+                warnings.append(
+                    "%s: p2pmem %s names a controller in probe order; it is resolved to its PCI address on each "
+                    "run, which can be another drive after a reboot; give the provider's PCI address "
+                    "(p2pctl topology lists them)" % (what, ns.p2pmem)
+                )
+    return warnings
