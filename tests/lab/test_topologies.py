@@ -8,14 +8,19 @@ GRUB is what the molecule scenarios test. Node names start with $P2PLAB_TEST_PRE
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
+import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
+from ansible_collections.p2pdma.storage.plugins.module_utils.common.paths import collection_root
 from p2pctl.lab.fleet import Lab
 from p2pctl.lab.labkernel import lab_kernel
 from p2pctl.lab.node import BOOT_LAB_KERNEL, LabNode
@@ -25,6 +30,11 @@ pytestmark = pytest.mark.lab
 
 NIC_ID = "8086:10d3"  # QEMU's e1000e
 GUEST_PROBE = (Path(__file__).parent / "guest_pci.py").read_text()
+GUEST_PREDICT = (Path(__file__).parent / "guest_nvmet_predict.py").read_text()
+# The nvmet scenario's own probe: enable a scratch namespace per case and say what the kernel answered.
+KERNEL_ANSWER = (collection_root() / "molecule" / "nvmet" / "kernel_answer.py").read_text()
+# On the guest's tmpfs, gone at its next boot: the node's disk stays as the preset made it.
+GUEST_LIB = "/run/p2pdma-test-lib"
 MIB = 1024 * 1024
 
 Guest = Tuple[Topology, LabNode, Dict[str, Dict[str, Any]]]
@@ -103,3 +113,38 @@ def test_every_cmb_drive_and_only_those_publish_p2pmem_of_the_cmb_size(guest: Gu
     for drive in topology.drives:
         # A PMR is not a CMB: without nvme.pseudo_cmb the driver leaves BAR 4 alone.
         assert by_serial(devices, drive.id)[1]["p2pmem_size"] == (drive.cmb_mb * MIB or None), drive.id
+
+
+def ship_module_utils(node: LabNode) -> None:
+    """The collection's module_utils into GUEST_LIB on the node, laid out as Python imports them."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(
+            collection_root() / "plugins" / "module_utils",
+            arcname="ansible_collections/p2pdma/storage/plugins/module_utils",
+            filter=lambda member: None if "__pycache__" in member.name else member,
+        )
+    node.run(
+        ["sh", "-c", f"rm -rf {GUEST_LIB} && mkdir -p {GUEST_LIB} && base64 -d | tar -xz -C {GUEST_LIB}"],
+        input_text=base64.b64encode(archive.getvalue()).decode(),
+    )
+
+
+def test_nvmet_enable_answers_every_p2pmem_choice_as_the_module_predicts(guest: Guest) -> None:
+    """Every whole namespace with every published provider and auto: the module's verdict, then the kernel's."""
+    _topology, node, _devices = guest
+    ship_module_utils(node)
+    cases = node.run(["env", "PYTHONPATH=" + GUEST_LIB, "python3", "-"], input_text=GUEST_PREDICT).split()
+    assert cases, "no NVMe namespace on the node"
+    asked = subprocess.run(
+        node.ssh_argv(["python3", "-", "nqn.2026-12.io.p2pdma.test:predictions", *cases]),
+        input=KERNEL_ANSWER,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    answers = [json.loads(line) for line in asked.stdout.splitlines()]
+    assert len(answers) == len(cases), asked.stderr
+    wrong = [answer for answer in answers if answer["answer"] != answer["predicted"]]
+    assert not wrong, json.dumps(wrong, indent=1)
+    assert asked.returncode == 0, asked.stderr
