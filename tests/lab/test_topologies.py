@@ -124,8 +124,9 @@ def ship_module_utils(node: LabNode) -> None:
             arcname="ansible_collections/p2pdma/storage/plugins/module_utils",
             filter=lambda member: None if "__pycache__" in member.name else member,
         )
+    # One string: SSH hands the command to the guest's shell.
     node.run(
-        ["sh", "-c", f"rm -rf {GUEST_LIB} && mkdir -p {GUEST_LIB} && base64 -d | tar -xz -C {GUEST_LIB}"],
+        [f"rm -rf {GUEST_LIB} && mkdir -p {GUEST_LIB} && base64 -d | tar -xz -C {GUEST_LIB}"],
         input_text=base64.b64encode(archive.getvalue()).decode(),
     )
 
@@ -144,6 +145,8 @@ def test_nvmet_enable_answers_every_p2pmem_choice_as_the_module_predicts(guest: 
         check=False,
     )
     answers = [json.loads(line) for line in asked.stdout.splitlines()]
+    for answer in answers:
+        print("%(device)s p2pmem=%(p2pmem)s: predicted %(predicted)s, kernel %(answer)s (%(errno)s)" % answer)
     assert len(answers) == len(cases), asked.stderr
     wrong = [answer for answer in answers if answer["answer"] != answer["predicted"]]
     assert not wrong, json.dumps(wrong, indent=1)
