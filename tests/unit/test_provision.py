@@ -84,6 +84,16 @@ def test_the_summary_table_names_each_host_with_its_counts(tmp_path: Path) -> No
     assert rows[1].split()[3:7] == ["5", "0", "0", "0"]
 
 
+@pytest.mark.parametrize("limit", ["switch,rootports", "switch:rootports"])
+def test_a_limit_of_several_hosts_keeps_each_of_them_and_the_controller(tmp_path: Path, limit: str) -> None:
+    inventory = write_inventory(tmp_path / "hosts.yml", {
+        "switch": snapshot_host("switch"), "rootports": snapshot_host("rootports"), "other": snapshot_host("switch"),
+    })
+    result = p2pctl("provision", "-i", inventory, "--tags", "verify", "--limit", limit, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(by_host(result.stdout)) == {"localhost", "switch", "rootports"}
+
+
 def test_validation_refuses_every_host_before_any_change(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path / "hosts.yml", {
         "switch": snapshot_host("switch", kernel_instal_use_cmb_sqes=False),

@@ -35,6 +35,15 @@ def _tags(_ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) 
     return tags
 
 
+def _with_controller(limit: str) -> str:
+    """The limit plus the controller, which builds the kernel (kernel_build_hosts' default).
+
+    Ansible splits a pattern on commas when it has any, and on colons only otherwise: the controller is
+    joined with the separator the user's pattern already uses (``a,b:localhost`` would name host ``b:localhost``).
+    """
+    return "%s%slocalhost" % (limit, ":" if ":" in limit and "," not in limit else ",")
+
+
 @click.command(short_help="Take nodes from a stock OS to a verified NVMe-oF target (the site playbook).")
 @click.option("--inventory", "-i", required=True, type=click.Path(exists=True), help="Ansible inventory file or "
               "directory (p2pctl inventory init writes one).")
@@ -83,8 +92,7 @@ def provision(
     run = PlaybookRun(
         playbook_path("site"),
         inventory=os.path.abspath(inventory),
-        # The kernel is built on the controller (kernel_build_hosts' default), which a limit to nodes leaves out.
-        limit="%s:localhost" % limit if limit else None,
+        limit=_with_controller(limit) if limit else None,
         check=check,
         diff=diff,
         tags=tags,
