@@ -132,7 +132,11 @@ def run_playbook(run: PlaybookRun, hosts_may_fail: bool = False) -> Iterator[Dic
     """
     import ansible_runner  # only the commands that run playbooks pay for importing it
 
-    events: queue.Queue = queue.Queue()
+    # A SimpleQueue, not a Queue: Ctrl-C lands in the main thread while it waits in get(), and a
+    # KeyboardInterrupt between a Queue's Python-level lock and its `with` can leave that lock held, so
+    # the runner thread's next put() waits forever and so does the join below (seen once in CI).
+    # SimpleQueue is C code whose put() never blocks.
+    events: queue.SimpleQueue = queue.SimpleQueue()
     cancelled = threading.Event()
     failures: List[str] = []
     errors: List[str] = []  # Ansible's own errors (no hosts matched, a bad playbook): no task event carries them
@@ -168,7 +172,7 @@ def run_playbook(run: PlaybookRun, hosts_may_fail: bool = False) -> Iterator[Dic
         )
 
 
-def _keep(events: queue.Queue, event: Dict[str, Any]) -> bool:
+def _keep(events: queue.SimpleQueue, event: Dict[str, Any]) -> bool:
     events.put(event)
     return True  # ansible-runner also writes it to the run's artifacts
 
