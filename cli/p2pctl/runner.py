@@ -134,8 +134,8 @@ def run_playbook(run: PlaybookRun, hosts_may_fail: bool = False) -> Iterator[Dic
 
     # A SimpleQueue, not a Queue: Ctrl-C lands in the main thread while it waits in get(), and a
     # KeyboardInterrupt between a Queue's Python-level lock and its `with` can leave that lock held, so
-    # the runner thread's next put() waits forever and so does the join below (seen once in CI).
-    # SimpleQueue is C code whose put() never blocks.
+    # the runner thread's next put() would wait forever and so would the join below. SimpleQueue is C
+    # code whose put() never blocks.
     events: queue.SimpleQueue = queue.SimpleQueue()
     cancelled = threading.Event()
     failures: List[str] = []

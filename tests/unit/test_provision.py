@@ -135,8 +135,11 @@ def test_ctrl_c_stops_the_run_and_says_where_each_node_was_left(tmp_path: Path, 
         "stuck": {"ansible_host": "127.0.0.1", "ansible_port": silent_ssh_port, "ansible_connection": "ssh",
                   "ansible_timeout": 300},
     })
+    # A user's Ctrl-C reaches a foreground command; a test run started in the background by a
+    # non-interactive shell ignores SIGINT, and its children would inherit that and never see it.
     process = subprocess.Popen([P2PCTL, "provision", "-i", inventory], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Without a terminal, progress is a line per host and phase on stderr: the host has started validation.
         assert process.stderr is not None
