@@ -6,7 +6,6 @@ one ``device,p2pmem,predicted`` argument per line (predicted: accepted or refuse
 molecule/nvmet/kernel_answer.py, which then asks the kernel.
 """
 
-import glob
 import os
 import re
 
@@ -15,21 +14,14 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.p2pmem import
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.fs import SysRoot
 
 
-def published_providers():
-    providers = []
-    for flag in sorted(glob.glob("/sys/bus/pci/devices/*/p2pmem/published")):
-        with open(flag) as handle:
-            if handle.read().strip() == "1":
-                providers.append(flag.split("/")[5])
-    return providers
-
-
 def main():
     judge = P2PJudge(SysRoot("/"))
+    # The model's providers, as the module's auto rule walks them.
+    published = [fn.bdf for fn in judge.node.providers() if fn.p2pmem is not None and fn.p2pmem.published]
     # Namespace block devices only (nvme0c0n1-style multipath paths have no /dev node).
     devices = sorted("/dev/" + name for name in os.listdir("/sys/block") if re.match(r"^nvme\d+n\d+$", name))
     for device in devices:
-        for p2pmem in published_providers() + ["auto"]:
+        for p2pmem in published + ["auto"]:
             what = "namespace on %s" % device
             try:
                 judge.judge(what, device, judge.kernel_value(what, p2pmem))

@@ -15,6 +15,7 @@ Every attribute value is kept as the text configfs shows (``"1"``, ``"not specif
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -28,6 +29,8 @@ NS_DISABLED_ONLY = ("device_path", "device_uuid", "device_nguid", "p2pmem", "buf
 P2PMEM_AUTO = "auto"
 P2PMEM_NONE = "none"
 P2PMEM_KERNEL = {P2PMEM_AUTO: "1", P2PMEM_NONE: "0"}
+# A p2pmem given as an NVMe controller (nvme0), resolved to the controller's PCI address.
+NVME_CONTROLLER_NAME = re.compile(r"^nvme\d+$")
 # DH-HMAC-CHAP secrets: shown masked in diffs and actions (configfs itself shows them to root).
 SECRET_KEYS = ("key", "ctrl_key")
 SECRET_MASK = "********"

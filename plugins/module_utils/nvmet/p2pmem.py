@@ -17,11 +17,11 @@ device as a second client (nvmet_p2pmem_ns_add_p2p()), and that pick is not judg
 from __future__ import annotations
 
 import posixpath
-import re
 from typing import List, Optional, Tuple
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import (
+    NVME_CONTROLLER_NAME,
     P2PMEM_AUTO,
     P2PMEM_KERNEL,
 )
@@ -30,8 +30,6 @@ from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.model import No
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.pci import parse_bdf
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node
 from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.verdict import distance_many, publication
-
-_CONTROLLER_RE = re.compile(r"^nvme\d+$")
 
 
 class P2PJudge:
@@ -56,7 +54,7 @@ class P2PJudge:
         """What to write to the p2pmem file: auto -> 1, none -> 0, a controller -> its BDF."""
         if word in P2PMEM_KERNEL:
             return P2PMEM_KERNEL[word]
-        if _CONTROLLER_RE.match(word):
+        if NVME_CONTROLLER_NAME.match(word):
             ctrl = self.node.nvme.get(word)
             if ctrl is None:
                 raise P2PError("%s: p2pmem names NVMe controller %s, which this node does not have" % (what, word),

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Set
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError
 from ansible_collections.p2pdma.storage.plugins.module_utils.nvmet.model import (
     ABSENT,
+    NVME_CONTROLLER_NAME,
     P2PMEM_AUTO,
     P2PMEM_NONE,
     Namespace,
@@ -201,7 +202,7 @@ def _check_namespace(nqn: str, ns: Namespace) -> None:
             parse_bdf(p2pmem)
         except P2PError as err:
             raise P2PError("%s: p2pmem %s" % (name, err.message), fix=err.fix) from err
-    elif p2pmem is not None and p2pmem not in (P2PMEM_AUTO, P2PMEM_NONE) and not re.match(r"^nvme\d+$", p2pmem):
+    elif p2pmem is not None and p2pmem not in (P2PMEM_AUTO, P2PMEM_NONE) and not NVME_CONTROLLER_NAME.match(p2pmem):
         raise P2PError("%s: p2pmem %r is neither auto, none, a PCI address nor an NVMe controller" % (name, p2pmem),
                        fix="use auto, none, a PCI address such as 0000:03:00.0, or a controller such as nvme0")
 
@@ -284,7 +285,6 @@ def exposures(target: Target) -> List[str]:
 # asynchronously), SCSI and virtio disks, loop and dm devices. The same name can be another disk at the
 # next boot, and the saved configuration is restored by name.
 _ORDER_NAMED_DEVICE = re.compile(r"^/dev/(nvme\d+n\d+|sd[a-z]+|vd[a-z]+|xvd[a-z]+|loop\d+|dm-\d+)$")
-_ORDER_NAMED_CONTROLLER = re.compile(r"^nvme\d+$")
 
 
 def unstable_names(target: Target) -> List[str]:
@@ -301,7 +301,7 @@ def unstable_names(target: Target) -> List[str]:
                     "/dev/disk/by-id/ (the drive's model and serial) or /dev/disk/by-path/ (its PCI address and "
                     "namespace)" % (what, path)
                 )
-            if ns.p2pmem is not None and _ORDER_NAMED_CONTROLLER.match(ns.p2pmem):
+            if ns.p2pmem is not None and NVME_CONTROLLER_NAME.match(ns.p2pmem):
                 warnings.append(
                     "%s: p2pmem %s names a controller in probe order; it is resolved to its PCI address on each "
                     "run, which can be another drive after a reboot; give the provider's PCI address "
