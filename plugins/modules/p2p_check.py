@@ -298,48 +298,23 @@ verdicts:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.p2pdma.storage.plugins.module_utils.common.errors import P2PError  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.checks import FAIL, POLICIES, WARN  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.reader import read_node  # noqa: E402
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.report import (  # noqa: E402
-    judge_node,
-    summary_line,
+from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.check_task import (  # noqa: E402
+    ARGUMENT_SPEC,
+    run_check_task,
 )
-from ansible_collections.p2pdma.storage.plugins.module_utils.p2p.snapshot import open_root  # noqa: E402
-
-# The statuses that fail the task, per fail_on.
-_FAILING = {"fail": (FAIL,), "warn": (FAIL, WARN), "never": ()}
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "providers": {"type": "list", "elements": "str", "default": []},
-            "clients": {"type": "list", "elements": "str", "default": []},
-            "policy": {"type": "str", "choices": list(POLICIES), "default": "kernel"},
-            "accept": {"type": "dict", "default": {}},
-            "root": {"type": "path", "default": "/"},
-            "fail_on": {"type": "str", "choices": list(_FAILING), "default": "fail"},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        results, report = judge_node(
-            read_node(open_root(params["root"])),
-            params["providers"],
-            params["clients"],
-            params["policy"],
-            {str(k): "" if v is None else str(v) for k, v in params["accept"].items()},
-        )
+        outcome = run_check_task(module.params)
     except P2PError as exc:
         module.fail_json(msg=str(exc))
-    for result in results:
-        if result.counted_status == WARN:
-            module.warn("%s: %s%s" % (result.id, result.why, "; fix: %s" % result.fix if result.fix else ""))
-    verdicts = [verdict.to_dict() for result in results for verdict in result.verdicts]
-    if report["status"] in _FAILING[params["fail_on"]]:
-        module.fail_json(msg=summary_line(report), verdicts=verdicts, **report)
-    module.exit_json(changed=False, msg=summary_line(report), verdicts=verdicts, **report)
+    for warning in outcome.warnings:
+        module.warn(warning)
+    if outcome.failed:
+        module.fail_json(**outcome.result)
+    module.exit_json(changed=False, **outcome.result)
 
 
 if __name__ == "__main__":

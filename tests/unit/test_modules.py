@@ -96,24 +96,37 @@ PLAYBOOK = """
 """
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
+# The p2p_check action judges in Ansible's own process on a local connection without become; with become
+# (su, which root may use without a password) the module runs in a process of its own, as on a remote node.
+# Every test below holds for both.
+WAYS = {
+    "in the controller's process": {},
+    "as a module process": {"ansible_become": True, "ansible_become_method": "su"},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(WAYS))
+def results(request, tmp_path_factory):
     base = tmp_path_factory.mktemp("modules")
     tree = switch_node(base / "node")
     tree.rxe("rxe0", netdev="eth0")
     playbook = base / "check.yml"
     playbook.write_text(textwrap.dedent(PLAYBOOK))
     results_file = base / "results.json"
+    _play(playbook, dict(WAYS[request.param], node_root=tree.root, results_file=str(results_file)))
+    return json.loads(results_file.read_text())
+
+
+def _play(playbook, extra_vars, *options: str) -> subprocess.CompletedProcess:
+    """ansible-playbook on localhost with a local connection; it must succeed."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"])
-    extra_vars = {"node_root": tree.root, "results_file": str(results_file)}
-    extra_vars["ansible_python_interpreter"] = sys.executable
     run = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-         "-e", json.dumps(extra_vars)],
+        [os.path.join(BIN, "ansible-playbook"), *options, "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", json.dumps(dict(extra_vars, ansible_python_interpreter=sys.executable))],
         capture_output=True, text=True, cwd=REPO, env=env, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    return json.loads(results_file.read_text())
+    return run
 
 
 def test_facts_hold_the_model(results):
@@ -179,3 +192,19 @@ def test_unknown_device_and_bad_option_fail_with_one_line(results):
     assert results["unknown"]["msg"].startswith("unknown device 'nvme9'")
     assert "\n" not in results["unknown"]["msg"] and "; fix: pick one of" in results["unknown"]["msg"]
     assert "value of policy must be one of: kernel, switch" in results["bad_policy"]["msg"]
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_only_become_or_a_remote_node_starts_a_module_process(way, tmp_path):
+    playbook = tmp_path / "one.yml"
+    playbook.write_text(textwrap.dedent("""
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - p2pdma.storage.p2p_check:
+                root: "{{ node_root }}"
+                fail_on: never
+    """))
+    run = _play(playbook, dict(WAYS[way], node_root=switch_node(tmp_path / "node").root), "-vvv")
+    # -vvv shows each command a connection runs: the module's AnsiballZ payload, or nothing.
+    assert ("AnsiballZ_p2p_check" in run.stdout) == bool(WAYS[way]), run.stdout
