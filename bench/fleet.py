@@ -8,10 +8,11 @@ modules), and the wall time as a ratio against the one-node reference measured i
 
 The issue's target: 50 nodes + 1 unreachable with --forks 10 in at most 3x one node's time.
 
-A floor is measured too: ansible.builtin.ping on the same 50 nodes at --forks 10, which is what
-Ansible itself costs per host (a fork, a connection, a Python start on the node) before any
-judging. On simulated nodes the modules run on the controller's own cores, which a real fleet's
-nodes do not; the CPU column shows how much of the wall time that is.
+Two more runs on the same 50 nodes at --forks 10 show what the judging is measured against:
+ansible.builtin.debug, Ansible's own floor per host (a worker process and a task, nothing run on
+the node), and ansible.builtin.ping, one module process per host, which is what every simulated
+node cost when p2p_check ran as a module there (it now judges in Ansible's process on a local
+connection: plugins/action/p2p_check.py).
 
     .venv/bin/python bench/fleet.py                  # the default grid
     .venv/bin/python bench/fleet.py --nodes 50 --forks 10 20
@@ -37,12 +38,17 @@ sys.path.insert(0, REPO)
 from tests.support.fleet import DEAD_NODE, simulated_fleet  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
-PING = """- name: Ansible's own cost per host
+# What a host costs Ansible with nothing judged: a task in the worker (debug), a module process (ping).
+FLOORS = {
+    "debug": "Ansible's floor: a task per host",
+    "ping": "a module process per host",
+}
+FLOOR_PLAY = """- name: Ansible's own cost per host
   hosts: all
   gather_facts: false
   tasks:
-    - name: Answer
-      ansible.builtin.ping:
+    - name: Nothing judged
+      ansible.builtin.%s:
 """
 
 
@@ -91,15 +97,15 @@ def main() -> None:
             print("%-34s %6.2f s %6.1f s %6.2fx %d + %d" % (
                 "%d nodes + 1, --forks %d" % (nodes, forks), wall, cpu, wall / reference, judged,
                 fleet["summary"]["UNREACHABLE"]))
-        playbook = Path(work) / "ping.yml"
-        playbook.write_text(PING)
         nodes = args.at_nodes
         inventory = fleets.get(nodes) or simulated_fleet(Path(work) / ("fleet%d" % nodes), nodes)
-        wall, cpu, _done = timed([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "--limit",
-                                  "!%s" % DEAD_NODE, "--forks", str(args.at_forks), str(playbook)])
-        print("%-34s %6.2f s %6.1f s %6.2fx (Ansible's floor: no judging)" % (
-            "ping, %d nodes, --forks %d" % (nodes, args.at_forks), wall, cpu, wall / reference))
-
+        for module, meaning in FLOORS.items():
+            playbook = Path(work) / ("%s.yml" % module)
+            playbook.write_text(FLOOR_PLAY % module)
+            wall, cpu, _done = timed([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "--limit",
+                                      "!%s" % DEAD_NODE, "--forks", str(args.at_forks), str(playbook)])
+            print("%-34s %6.2f s %6.1f s %6.2fx (%s)" % (
+                "%s, %d nodes, --forks %d" % (module, nodes, args.at_forks), wall, cpu, wall / reference, meaning))
 
 if __name__ == "__main__":
     main()

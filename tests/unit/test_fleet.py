@@ -88,6 +88,21 @@ def test_a_node_whose_check_cannot_run_is_an_error_not_the_end(tmp_path):
     assert judged["status"] == "WARN" and judged["report"]["format"] == REPORT_FORMAT
 
 
+def test_a_node_with_a_bad_variable_is_an_error_that_names_it(tmp_path):
+    # The fleet run leaves out the role's argument validation (a task per host); the judging task's own
+    # argument spec still refuses the value, for that node only.
+    inventory = simulated_fleet(tmp_path, 2, dead=False)
+    hosts = yaml.safe_load(inventory.read_text())
+    hosts["all"]["hosts"]["node01"]["p2p_check_policy"] = "anywhere"
+    inventory.write_text(yaml.safe_dump(hosts))
+    result = p2pctl("check", "--inventory", str(inventory), "--json")
+    assert result.returncode == 5, result.stderr
+    broken, judged = json.loads(result.stdout)["nodes"]
+    assert broken["status"] == "ERROR"
+    assert "value of policy must be one of: kernel, switch, got: anywhere" in broken["message"]
+    assert judged["status"] == "WARN"
+
+
 def test_fifty_nodes_and_one_silent_node(tmp_path):
     inventory = simulated_fleet(tmp_path, 50)
     result = p2pctl("check", "--inventory", str(inventory), "--forks", "10", "--json")
