@@ -107,5 +107,6 @@ def main() -> None:
             print("%-34s %6.2f s %6.1f s %6.2fx (%s)" % (
                 "%s, %d nodes, --forks %d" % (module, nodes, args.at_forks), wall, cpu, wall / reference, meaning))
 
+
 if __name__ == "__main__":
     main()
