@@ -72,6 +72,9 @@ extends_documentation_fragment:
 notes:
   - Run with C(become=true); ACS state needs root, and without it the task warns about unreadable config space.
   - Check ids and what each one means are listed in the collection's docs/checks.md.
+  - On a local connection without become (snapshots judged on the controller with O(root), or the controller
+    itself), the module's action judges in Ansible's own process instead of starting the module, with the same
+    options and the same result, and without a Python process per host.
   - The p2pdma.storage.p2p_check role runs this module with O(fail_on=never), prints every non-PASS check with its
     fix, and then fails the host.
 seealso:
